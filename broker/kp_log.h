@@ -1,0 +1,93 @@
+/*  =========================================================================
+    kp_log - append-only segmented log: framing, group commit, recovery
+
+    Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
+    =========================================================================
+@header
+    A kp_log_t is a directory of segment files holding framed records:
+    each record is [u32 length][u32 CRC32C of payload][payload], little
+    endian (docs/LOG_FORMAT.md). Records get a sequence number from 0 and a
+    position (opaque, stable for the life of the log) to read them back.
+    Appends are buffered in the page cache until kp_log_sync, which makes
+    every record appended so far durable with one fdatasync (group commit).
+    On open, a torn last record is cut (if allowed); a bad record anywhere
+    else makes open fail with a message naming the file and offset.
+    Owned by one thread; not thread-safe.
+@end
+*/
+#ifndef KP_LOG_H_INCLUDED
+#define KP_LOG_H_INCLUDED
+
+#include "kp_util.h"
+
+typedef struct _kp_log_t kp_log_t;
+
+typedef enum {
+    KP_LOG_OK = 0,                  //  opened clean
+    KP_LOG_TRUNCATED = 1,           //  opened; a torn tail was cut
+    KP_LOG_CORRUPT = 2,             //  bad record mid-log; not opened
+    KP_LOG_IOERR = 3                //  cannot read/create; not opened
+} kp_log_status_t;
+
+//  Called for each record in order by kp_log_replay. Return 0 to go on,
+//  -1 to stop the replay (kp_log_replay then returns -1).
+typedef int (kp_log_visit_fn) (const uint8_t *data, size_t size,
+                               uint64_t seq, uint64_t pos, void *arg);
+
+//  Open the log in dir, creating dir if missing. segment_size is the size
+//  after which a new segment starts. If load_truncated, a torn tail is cut
+//  and *status_p is KP_LOG_TRUNCATED; otherwise a torn tail is an error.
+//  Returns NULL on failure, with *status_p saying why and one zsys_error line
+//  naming the file, the offset and the repair step.
+kp_log_t *
+    kp_log_open (const char *dir, size_t segment_size, bool load_truncated,
+                 kp_log_status_t *status_p);
+
+//  Close the log (does not sync). Idempotent; nulls *self_p.
+void
+    kp_log_destroy (kp_log_t **self_p);
+
+//  Append one record of size bytes (size > 0, <= KP_LOG_MAX_RECORD).
+//  Sets *seq_p to its sequence number and *pos_p to its position. Not durable
+//  until kp_log_sync returns 0. Returns -1 on a write error: the log cut
+//  itself back to the last whole record and refuses further appends.
+#define KP_LOG_MAX_RECORD (64u * 1024 * 1024)
+int
+    kp_log_append (kp_log_t *self, const void *data, size_t size,
+                   uint64_t *seq_p, uint64_t *pos_p) KP_MUST_CHECK;
+
+//  Make every record appended so far durable (fdatasync of the segments
+//  touched since the last sync, and fsync of the directory after a new
+//  segment). Returns 0, or -1: then the caller must stop accepting and exit
+//  (after an fsync error the kernel may have dropped the dirty pages).
+int
+    kp_log_sync (kp_log_t *self) KP_MUST_CHECK;
+
+//  Read the record at pos. Returns a pointer into a buffer owned by the log,
+//  valid until the next call on the log, and sets *size_p; NULL if pos is
+//  not a record position or the record fails its checksum.
+const uint8_t *
+    kp_log_read (kp_log_t *self, uint64_t pos, size_t *size_p);
+
+//  Visit every record from the first, in order. Returns 0, or -1 if the
+//  visitor stopped it or a read failed.
+int
+    kp_log_replay (kp_log_t *self, kp_log_visit_fn *visit, void *arg);
+
+//  Number of records in the log (the next sequence number).
+uint64_t
+    kp_log_size (kp_log_t *self);
+
+//  Number of records known durable.
+uint64_t
+    kp_log_synced (kp_log_t *self);
+
+//  Count of fdatasync calls made so far (for stats and benchmarks).
+uint64_t
+    kp_log_sync_count (kp_log_t *self);
+
+//  The CRC32C (Castagnoli) of data, continuing from crc (start with 0).
+uint32_t
+    kp_crc32c (uint32_t crc, const void *data, size_t size);
+
+#endif
