@@ -1,0 +1,1332 @@
+/*  =========================================================================
+    kp_server - the broker actor: ROUTER, CURVE, ZAP, dispatch loop
+
+    Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
+    =========================================================================
+@header
+    One thread does everything, so nothing is shared and nothing locks:
+    it answers ZAP requests, reads commands, appends records, commits them
+    as a group, sends receipts, and delivers. A loop turn is:
+
+    1.  read every command waiting (up to a batch), appending records;
+    2.  if anything was appended: fdatasync the body store, then the log
+        (group commit: one sync each for the whole batch);
+    3.  only then send the receipts of the batch, and deliver: an item is
+        handed out only when the record that created it is durable, so a
+        delivery tag (the record's index) can never be reused after a crash;
+    4.  timers: ack timeouts, expiry, idle sessions, registry changes.
+@end
+*/
+#include "kp_server.h"
+#include "kp_log.h"
+#include "kp_policy.h"
+#include "kp_queue.h"
+#include "kp_registry.h"
+#include <sodium.h>
+
+#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define S_ZAP_DOMAIN "ketenpost"
+#define S_ZMQ_ZAP_ENFORCE_DOMAIN 93     //  draft option missing from zmq.h
+#define S_BATCH 1024                    //  commands read per loop turn
+#define S_TICK 100                      //  msec between timer runs
+#define S_REGISTRY_CHECK 500            //  msec between registry stat checks
+#define S_AUTH_FAILURE_QUIET 60000      //  msec between records per bad key
+#define S_CURVE_OVERHEAD 64             //  bytes CURVE adds to a frame
+
+//  A connected client: one routing id
+typedef struct {
+    char *key;                      //  routing id as hex, the sessions key
+    uint8_t routing_id [256];       //  ROUTER routing id
+    size_t routing_size;
+    char *partner;                  //  partner id, from the ZAP User-Id
+    uint32_t credit;                //  deliveries allowed in flight
+    uint32_t in_flight;             //  deliveries sent, not yet acked
+    int64_t last_seen;              //  monotonic ms of the last command
+} s_session_t;
+
+//  What the broker remembers of an accepted message
+typedef struct {
+    uint64_t seq;                   //  index of its ACCEPTED record
+    int64_t accepted_at_ms;
+    char *sender;                   //  partner ids
+    char *recipient;
+    Kp__Wire__Role recipient_role;
+    Kp__Wire__MessageType type;
+    uint8_t body_hash [KP_HASH_SIZE];
+} s_accepted_t;
+
+//  A reply waiting for the group commit
+typedef struct {
+    char *session;                  //  session key
+    zframe_t *frame;                //  packed command
+} s_reply_t;
+
+typedef struct {
+    zsock_t *pipe;                  //  actor pipe
+    zsock_t *router;                //  the clients' socket
+    void *router_handle;            //  its raw libzmq handle
+    zsock_t *zap;                   //  ZAP handler (REP)
+    zpoller_t *poller;
+    const kp_config_t *config;      //  borrowed from main
+    char *endpoint;                 //  bound endpoint, "" if not started
+    kp_registry_t *registry;        //  live partner registry
+    kp_log_t *log;                  //  the audit log: the store
+    kp_log_t *bodies;               //  the body store
+    kp_queue_t *queue;              //  delivery state
+    zhashx_t *sessions;             //  key -> s_session_t
+    zhashx_t *accepted;             //  hex message id -> s_accepted_t
+    zhashx_t *partners_seen;        //  id -> public key, as last logged
+    zhashx_t *auth_failures;        //  hex key hash -> last record time
+    zlistx_t *replies;              //  s_reply_t waiting for the commit
+    uint8_t *pack_buffer;           //  reused for packing records
+    size_t pack_limit;
+    bool fatal;                     //  the log failed: stop everything
+    bool terminated;                //  $TERM received
+    int send_error;                 //  errno of the last failed send
+    int64_t next_tick;              //  monotonic ms of the next timer run
+    int64_t next_registry_check;
+} self_t;
+
+static void s_fatal (self_t *self, const char *what);
+
+//  --------------------------------------------------------------------------
+//  Small destructors for the containers
+
+static void
+s_session_destroy (void **item_p)
+{
+    s_session_t *session = (s_session_t *) *item_p;
+    if (session) {
+        free (session->key);
+        free (session->partner);
+        free (session);
+        *item_p = NULL;
+    }
+}
+
+static void
+s_accepted_destroy (void **item_p)
+{
+    s_accepted_t *accepted = (s_accepted_t *) *item_p;
+    if (accepted) {
+        free (accepted->sender);
+        free (accepted->recipient);
+        free (accepted);
+        *item_p = NULL;
+    }
+}
+
+static void
+s_reply_destroy (void **item_p)
+{
+    s_reply_t *reply = (s_reply_t *) *item_p;
+    if (reply) {
+        free (reply->session);
+        zframe_destroy (&reply->frame);
+        free (reply);
+        *item_p = NULL;
+    }
+}
+
+static void
+s_free_item (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Append one record to the log; fills seq, time. Returns its seq and sets
+//  *pos_p; on a write error the broker goes fatal and returns UINT64_MAX.
+
+static uint64_t
+s_record_append (self_t *self, Kp__Wire__Record *record, uint64_t *pos_p)
+{
+    if (self->fatal)
+        return UINT64_MAX;
+    record->seq = kp_log_size (self->log);
+    if (record->time_ms == 0)
+        record->time_ms = kp_now_ms ();
+    size_t size = kp__wire__record__get_packed_size (record);
+    if (size > self->pack_limit) {
+        free (self->pack_buffer);
+        self->pack_limit = size * 2;
+        self->pack_buffer = (uint8_t *) malloc (self->pack_limit);
+        assert (self->pack_buffer);
+    }
+    kp__wire__record__pack (record, self->pack_buffer);
+    uint64_t seq, pos;
+    if (kp_log_append (self->log, self->pack_buffer, size, &seq, &pos)) {
+        s_fatal (self, "append to the log failed");
+        return UINT64_MAX;
+    }
+    assert (seq == record->seq);
+    if (pos_p)
+        *pos_p = pos;
+    return seq;
+}
+
+//  Read and unpack the record at pos; caller frees with free_unpacked
+static Kp__Wire__Record *
+s_record_read (self_t *self, uint64_t pos)
+{
+    size_t size;
+    const uint8_t *data = kp_log_read (self->log, pos, &size);
+    if (!data)
+        return NULL;
+    return kp__wire__record__unpack (NULL, size, data);
+}
+
+//  --------------------------------------------------------------------------
+//  The log failed: stop accepting, tell main, which exits 1. After an fsync
+//  error the kernel may have dropped dirty pages: carrying on could ack data
+//  that is not on disk. Recovery is a restart, which replays the log.
+
+static void
+s_fatal (self_t *self, const char *what)
+{
+    if (self->fatal)
+        return;
+    zsys_error ("kp_server: %s; stopping so that nothing unrecorded is acknowledged", what);
+    self->fatal = true;
+    zstr_send (self->pipe, "FATAL");
+}
+
+//  --------------------------------------------------------------------------
+//  Send a command to a session. Returns 0, or -1 if the peer is gone or
+//  its pipe is full (the caller keeps the item queued).
+
+static int
+s_send (self_t *self, s_session_t *session, const uint8_t *data, size_t size)
+{
+    if (zmq_send (self->router_handle, session->routing_id, session->routing_size,
+                  ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+        self->send_error = zmq_errno ();
+        return -1;
+    }
+    //  With ROUTER_MANDATORY the first frame fails if the peer is gone; once
+    //  it went, the second frame of a multipart message is always accepted.
+    int rc = zmq_send (self->router_handle, data, size, ZMQ_DONTWAIT);
+    assert (rc == (int) size);
+    return 0;
+}
+
+static int
+s_send_command (self_t *self, s_session_t *session, Kp__Wire__Command *command)
+{
+    zframe_t *frame = kp_command_pack (command);
+    int rc = s_send (self, session, zframe_data (frame), zframe_size (frame));
+    zframe_destroy (&frame);
+    return rc;
+}
+
+//  Queue a reply to go out after the group commit
+static void
+s_reply_later (self_t *self, s_session_t *session, Kp__Wire__Command *command)
+{
+    s_reply_t *reply = (s_reply_t *) zmalloc (sizeof (s_reply_t));
+    assert (reply);
+    reply->session = strdup (session->key);
+    reply->frame = kp_command_pack (command);
+    zlistx_add_end (self->replies, reply);
+}
+
+//  Send an Error now: refusals promise nothing durable
+static void
+s_send_error (self_t *self, s_session_t *session, const ProtobufCBinaryData *id,
+              Kp__Wire__ErrorCode code, const char *reason)
+{
+    Kp__Wire__Error error = KP__WIRE__ERROR__INIT;
+    if (id)
+        error.id = *id;
+    error.code = code;
+    error.reason = (char *) reason;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_ERROR;
+    command.error = &error;
+    s_send_command (self, session, &command);
+}
+
+//  --------------------------------------------------------------------------
+//  Sessions
+
+static void
+s_session_requeued (kp_item_t *item, void *arg)
+{
+    (void) arg;
+    s_session_t *session = (s_session_t *) item->session;
+    if (session && session->in_flight > 0)
+        session->in_flight--;
+}
+
+//  Forget a session; its unacked deliveries go back to the queue
+static void
+s_session_drop (self_t *self, s_session_t *session, const char *why)
+{
+    kp_debug ("kp_server: session closed partner=%s why=%s", session->partner, why);
+    kp_queue_requeue_session (self->queue, session->partner, session);
+    char *key = strdup (session->key);
+    zhashx_delete (self->sessions, key);
+    free (key);
+}
+
+//  --------------------------------------------------------------------------
+//  ZAP: admit only registered keys (ZMQ RFC 27)
+
+static void
+s_zap_handle (self_t *self)
+{
+    zmsg_t *request = zmsg_recv (self->zap);
+    if (!request)
+        return;
+    char *version = zmsg_popstr (request);
+    char *request_id = zmsg_popstr (request);
+    char *domain = zmsg_popstr (request);
+    char *address = zmsg_popstr (request);
+    char *identity = zmsg_popstr (request);
+    char *mechanism = zmsg_popstr (request);
+    zframe_t *credential = zmsg_pop (request);
+
+    const kp_partner_t *partner = NULL;
+    char key_text [KP_KEY_TEXT + 1] = "";
+    if (version && streq (version, "1.0") && mechanism && streq (mechanism, "CURVE")
+    &&  credential && zframe_size (credential) == 32) {
+        zmq_z85_encode (key_text, zframe_data (credential), 32);
+        partner = kp_registry_by_key (self->registry, key_text);
+    }
+    zmsg_t *reply = zmsg_new ();
+    zmsg_addstr (reply, "1.0");
+    zmsg_addstr (reply, request_id? request_id: "");
+    zmsg_addstr (reply, partner? "200": "400");
+    zmsg_addstr (reply, partner? "OK": "key not registered");
+    zmsg_addstr (reply, partner? partner->id: "");
+    zmsg_addmem (reply, NULL, 0);
+    zmsg_send (&reply, self->zap);
+
+    if (partner)
+        kp_debug ("kp_server: admitted partner=%s key=%.8s", partner->id, key_text);
+    else
+    if (credential && zframe_size (credential) == 32) {
+        //  Audit the failure, once a minute per key, so a client that keeps
+        //  reconnecting with a revoked key cannot flood the log
+        uint8_t key_hash [KP_HASH_SIZE];
+        crypto_hash_sha256 (key_hash, zframe_data (credential), 32);
+        char *hash_text = kp_hex_encode (key_hash, sizeof key_hash);
+        int64_t now = kp_mono_ms ();
+        int64_t *last = (int64_t *) zhashx_lookup (self->auth_failures, hash_text);
+        if (!last || *last + S_AUTH_FAILURE_QUIET <= now) {
+            zsys_warning ("kp_server: partner denied key=%.8s addr=%s",
+                          key_text, address? address: "");
+            Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+            record.event = KP__WIRE__EVENT_KIND__AUTH_FAILURE;
+            record.outcome = KP__WIRE__ERROR_CODE__NOT_REGISTERED;
+            record.key_hash.data = key_hash;
+            record.key_hash.len = sizeof key_hash;
+            s_record_append (self, &record, NULL);
+            if (!last) {
+                if (zhashx_size (self->auth_failures) > 10000)
+                    zhashx_purge (self->auth_failures);
+                last = (int64_t *) malloc (sizeof (int64_t));
+                assert (last);
+                zhashx_insert (self->auth_failures, hash_text, last);
+            }
+            *last = now;
+        }
+        free (hash_text);
+    }
+    zframe_destroy (&credential);
+    zstr_free (&mechanism);
+    zstr_free (&identity);
+    zstr_free (&address);
+    zstr_free (&domain);
+    zstr_free (&request_id);
+    zstr_free (&version);
+    zmsg_destroy (&request);
+}
+
+//  --------------------------------------------------------------------------
+//  Registry: log who was registered or revoked, drop revoked sessions
+
+//  Hex SHA-256 of a partner's Z85 public key: how the log names a key
+static char *
+s_key_hash_text (const char *public_key, uint8_t *key_hash)
+{
+    crypto_hash_sha256 (key_hash, (const uint8_t *) public_key, strlen (public_key));
+    return kp_hex_encode (key_hash, KP_HASH_SIZE);
+}
+
+static void
+s_partners_sync (self_t *self)
+{
+    //  Revoked: seen before (with this key), gone now
+    uint8_t key_hash [KP_HASH_SIZE];
+    zlistx_t *gone = zlistx_new ();
+    zlistx_set_destructor (gone, s_free_item);
+    for (char *seen_hash = (char *) zhashx_first (self->partners_seen); seen_hash;
+         seen_hash = (char *) zhashx_next (self->partners_seen)) {
+        const char *id = (const char *) zhashx_cursor (self->partners_seen);
+        const kp_partner_t *partner = kp_registry_by_id (self->registry, id);
+        char *hash_text = partner? s_key_hash_text (partner->public_key, key_hash): NULL;
+        if (!hash_text || strcmp (hash_text, seen_hash) != 0)
+            zlistx_add_end (gone, strdup (id));
+        free (hash_text);
+    }
+    for (char *id = (char *) zlistx_first (gone); id; id = (char *) zlistx_next (gone)) {
+        Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+        record.event = KP__WIRE__EVENT_KIND__PARTNER_REVOKED;
+        record.sender = id;
+        s_record_append (self, &record, NULL);
+        zhashx_delete (self->partners_seen, id);
+        zsys_notice ("kp_server: partner revoked partner=%s", id);
+    }
+    zlistx_destroy (&gone);
+    //  Registered: in the registry, not seen before
+    for (const kp_partner_t *partner = kp_registry_first (self->registry); partner;
+         partner = kp_registry_next (self->registry)) {
+        if (zhashx_lookup (self->partners_seen, partner->id))
+            continue;
+        char *hash_text = s_key_hash_text (partner->public_key, key_hash);
+        Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+        record.event = KP__WIRE__EVENT_KIND__PARTNER_REGISTERED;
+        record.sender = (char *) partner->id;
+        record.sender_role = partner->role;
+        record.key_hash.data = key_hash;
+        record.key_hash.len = KP_HASH_SIZE;
+        s_record_append (self, &record, NULL);
+        zhashx_insert (self->partners_seen, partner->id, hash_text);
+    }
+    //  A revoked partner gets nothing more: close its sessions now
+    zlistx_t *revoked = zlistx_new ();
+    for (s_session_t *session = (s_session_t *) zhashx_first (self->sessions); session;
+         session = (s_session_t *) zhashx_next (self->sessions))
+        if (!kp_registry_by_id (self->registry, session->partner))
+            zlistx_add_end (revoked, session);
+    for (s_session_t *session = (s_session_t *) zlistx_first (revoked); session;
+         session = (s_session_t *) zlistx_next (revoked))
+        s_session_drop (self, session, "revoked");
+    zlistx_destroy (&revoked);
+}
+
+static void
+s_registry_reload (self_t *self)
+{
+    bool changed = false;
+    if (kp_registry_reload (self->registry, &changed) == 0 && changed) {
+        zsys_notice ("kp_server: registry reloaded partners=%zu",
+                     kp_registry_size (self->registry));
+        s_partners_sync (self);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Submit: check, route, store, and queue the receipt for the commit
+
+static void
+s_receipt_reply (self_t *self, s_session_t *session, const ProtobufCBinaryData *id,
+                 const s_accepted_t *accepted, bool duplicate)
+{
+    Kp__Wire__Receipt receipt = KP__WIRE__RECEIPT__INIT;
+    receipt.id = *id;
+    receipt.seq = accepted->seq;
+    receipt.accepted_at_ms = accepted->accepted_at_ms;
+    receipt.recipient_partner = accepted->recipient;
+    receipt.recipient_role = accepted->recipient_role;
+    receipt.duplicate = duplicate;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_RECEIPT;
+    command.receipt = &receipt;
+    s_reply_later (self, session, &command);
+}
+
+//  Refuse a submit: an audit record and an Error to the sender
+static void
+s_submit_refuse (self_t *self, s_session_t *session, const kp_partner_t *sender,
+                 Kp__Wire__Envelope *envelope, Kp__Wire__ErrorCode code,
+                 const char *reason)
+{
+    Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+    record.event = KP__WIRE__EVENT_KIND__REJECTED;
+    record.sender = (char *) sender->id;
+    record.sender_role = sender->role;
+    record.outcome = code;
+    if (envelope) {
+        record.message_id = envelope->id;
+        record.type = envelope->type;
+        record.acting_user = envelope->acting_user;
+        record.on_behalf_of = envelope->on_behalf_of;
+        record.purpose = envelope->purpose;
+        record.subject = envelope->subject;
+        record.body_hash = envelope->body_hash;
+    }
+    s_record_append (self, &record, NULL);
+    kp_debug ("kp_server: refused partner=%s code=%s", sender->id, kp_error_name (code));
+    s_send_error (self, session, envelope? &envelope->id: NULL, code, reason);
+}
+
+static void
+s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
+          Kp__Wire__Submit *submit)
+{
+    const kp_config_t *config = self->config;
+    Kp__Wire__Envelope *envelope = submit->envelope;
+    if (!envelope || envelope->id.len != KP_ID_SIZE) {
+        s_submit_refuse (self, session, sender, envelope && envelope->id.len == KP_ID_SIZE?
+                         envelope: NULL, KP__WIRE__ERROR_CODE__BAD_ENVELOPE,
+                         "envelope with a 16-byte id is required");
+        return;
+    }
+    char reason [256];
+    Kp__Wire__ErrorCode code = KP__WIRE__ERROR_CODE__OK;
+    uint8_t body_hash [KP_HASH_SIZE];
+    crypto_hash_sha256 (body_hash, submit->body.data, submit->body.len);
+    const char *type_name = kp_type_name (envelope->type);
+    int64_t now = kp_now_ms ();
+    if (!type_name) {
+        code = KP__WIRE__ERROR_CODE__BAD_ENVELOPE;
+        snprintf (reason, sizeof reason, "unknown message type %d", envelope->type);
+    }
+    else
+    if (submit->body.len == 0) {
+        code = KP__WIRE__ERROR_CODE__BAD_ENVELOPE;
+        snprintf (reason, sizeof reason, "the body is empty");
+    }
+    else
+    if ((int64_t) submit->body.len > config->max_body [envelope->type]) {
+        code = KP__WIRE__ERROR_CODE__TOO_LARGE;
+        snprintf (reason, sizeof reason, "%s body of %zu bytes is over the limit of %lld",
+                  type_name, submit->body.len, (long long) config->max_body [envelope->type]);
+    }
+    else
+    if (envelope->body_length != submit->body.len
+    ||  envelope->body_hash.len != KP_HASH_SIZE
+    ||  sodium_memcmp (envelope->body_hash.data, body_hash, KP_HASH_SIZE) != 0) {
+        code = KP__WIRE__ERROR_CODE__BAD_ENVELOPE;
+        snprintf (reason, sizeof reason, "body_length and body_hash must match the body");
+    }
+    else
+    if ((envelope->subject.len != 0 && envelope->subject.len != KP_HASH_SIZE)
+    ||  (envelope->reference.len != 0 && envelope->reference.len != KP_ID_SIZE)) {
+        code = KP__WIRE__ERROR_CODE__BAD_ENVELOPE;
+        snprintf (reason, sizeof reason, "subject must be 32 bytes and reference 16 bytes");
+    }
+    else
+    if (envelope->expires_at_ms != 0 && envelope->expires_at_ms <= now) {
+        code = KP__WIRE__ERROR_CODE__EXPIRED;
+        snprintf (reason, sizeof reason, "the message expired before it arrived");
+    }
+    if (code) {
+        s_submit_refuse (self, session, sender, envelope, code, reason);
+        return;
+    }
+    //  A resend of an accepted message gets the first receipt
+    char *id_text = kp_hex_encode (envelope->id.data, KP_ID_SIZE);
+    s_accepted_t *earlier = (s_accepted_t *) zhashx_lookup (self->accepted, id_text);
+    if (earlier) {
+        if (streq (earlier->sender, sender->id) && earlier->type == envelope->type
+        &&  sodium_memcmp (earlier->body_hash, body_hash, KP_HASH_SIZE) == 0)
+            s_receipt_reply (self, session, &envelope->id, earlier, true);
+        else
+            //  Not logged: the id belongs to an accepted message already
+            s_send_error (self, session, &envelope->id, KP__WIRE__ERROR_CODE__ID_CONFLICT,
+                          "this message id was already used for another message");
+        free (id_text);
+        return;
+    }
+    //  Route it
+    kp_reference_t reference = { NULL, NULL };
+    bool have_reference = false;
+    if (envelope->reference.len == KP_ID_SIZE) {
+        char *reference_text = kp_hex_encode (envelope->reference.data, KP_ID_SIZE);
+        s_accepted_t *referred = (s_accepted_t *) zhashx_lookup (self->accepted,
+                                                                 reference_text);
+        free (reference_text);
+        if (referred) {
+            reference.sender = referred->sender;
+            reference.recipient = referred->recipient;
+            have_reference = true;
+        }
+    }
+    kp_route_t route;
+    kp_policy_route (self->registry, config->school_route, sender, envelope->type,
+                     envelope->recipient, have_reference? &reference: NULL, &route);
+    if (route.code) {
+        s_submit_refuse (self, session, sender, envelope, route.code, route.reason);
+        free (id_text);
+        return;
+    }
+    //  Store: the body first, then the record that points at it
+    uint64_t body_seq, body_pos;
+    if (kp_log_append (self->bodies, submit->body.data, submit->body.len,
+                       &body_seq, &body_pos)) {
+        s_fatal (self, "append to the body store failed");
+        free (id_text);
+        return;
+    }
+    //  The broker, not the client, says who sent it and to whom it went
+    const kp_partner_t *recipient = route.recipient;
+    char *client_sender = envelope->sender;
+    char *client_recipient = envelope->recipient_partner;
+    envelope->sender = (char *) sender->id;
+    envelope->sender_role = sender->role;
+    envelope->recipient_partner = (char *) recipient->id;
+    envelope->recipient_role = recipient->role;
+    if (envelope->expires_at_ms == 0)
+        envelope->expires_at_ms = now + config->default_ttl;
+
+    Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+    record.event = KP__WIRE__EVENT_KIND__ACCEPTED;
+    record.time_ms = now;
+    record.message_id = envelope->id;
+    record.type = envelope->type;
+    record.sender = (char *) sender->id;
+    record.sender_role = sender->role;
+    record.recipient = (char *) recipient->id;
+    record.recipient_role = recipient->role;
+    record.acting_user = envelope->acting_user;
+    record.on_behalf_of = envelope->on_behalf_of;
+    record.purpose = envelope->purpose;
+    record.subject = envelope->subject;
+    record.body_hash = envelope->body_hash;
+    record.envelope = envelope;
+    record.body_pos = body_pos;
+    uint64_t pos;
+    uint64_t seq = s_record_append (self, &record, &pos);
+    //  Give the unpacked envelope back its own strings before it is freed
+    envelope->sender = client_sender;
+    envelope->recipient_partner = client_recipient;
+    if (seq == UINT64_MAX) {
+        free (id_text);
+        return;
+    }
+    s_accepted_t *accepted = (s_accepted_t *) zmalloc (sizeof (s_accepted_t));
+    assert (accepted);
+    accepted->seq = seq;
+    accepted->accepted_at_ms = now;
+    accepted->sender = strdup (sender->id);
+    accepted->recipient = strdup (recipient->id);
+    accepted->recipient_role = recipient->role;
+    accepted->type = envelope->type;
+    memcpy (accepted->body_hash, body_hash, KP_HASH_SIZE);
+    zhashx_insert (self->accepted, id_text, accepted);
+    free (id_text);
+    kp_queue_add (self->queue, recipient->id, KP_ITEM_MESSAGE, seq, pos, body_pos,
+                  envelope->expires_at_ms);
+    s_receipt_reply (self, session, &envelope->id, accepted, false);
+    kp_debug ("kp_server: accepted seq=%llu from=%s to=%s type=%s",
+              (unsigned long long) seq, sender->id, recipient->id, type_name);
+}
+
+//  --------------------------------------------------------------------------
+//  Ack / nack of a delivery: log it, and tell the message's sender
+
+//  Append an event about the message item was created for, then (for a
+//  message) queue a status to its sender
+static void
+s_item_settle (self_t *self, kp_item_t *item, Kp__Wire__EventKind event,
+               Kp__Wire__ErrorCode outcome)
+{
+    Kp__Wire__Record *original = s_record_read (self, item->pos);
+    if (!original) {
+        s_fatal (self, "cannot read back a record of the log");
+        return;
+    }
+    Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+    record.event = event;
+    record.message_id = original->message_id;
+    record.type = original->type;
+    record.sender = original->sender;
+    record.sender_role = original->sender_role;
+    record.recipient = original->recipient;
+    record.recipient_role = original->recipient_role;
+    record.subject = original->subject;
+    record.purpose = original->purpose;
+    record.ref_seq = item->seq;
+    record.outcome = outcome;
+    if (item->kind == KP_ITEM_STATUS)
+        record.status = original->status;
+    uint64_t pos;
+    uint64_t seq = s_record_append (self, &record, &pos);
+    if (seq != UINT64_MAX && item->kind == KP_ITEM_MESSAGE)
+        kp_queue_add (self->queue, original->sender, KP_ITEM_STATUS, seq, pos, 0, 0);
+    kp__wire__record__free_unpacked (original, NULL);
+    s_session_t *session = (s_session_t *) item->session;
+    if (item->in_flight && session && session->in_flight > 0)
+        session->in_flight--;
+    kp_queue_remove (self->queue, item);
+}
+
+static void
+s_ack (self_t *self, s_session_t *session, uint64_t seq, bool positive)
+{
+    kp_item_t *item = kp_queue_find (self->queue, seq);
+    //  An ack for something already settled is a harmless repeat
+    if (!item || !streq (kp_queue_owner (item), session->partner))
+        return;
+    if (item->kind == KP_ITEM_STATUS)
+        s_item_settle (self, item, KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED,
+                       KP__WIRE__ERROR_CODE__OK);
+    else
+    if (positive)
+        s_item_settle (self, item, KP__WIRE__EVENT_KIND__ACKNOWLEDGED,
+                       KP__WIRE__ERROR_CODE__OK);
+    else
+        s_item_settle (self, item, KP__WIRE__EVENT_KIND__NACKED,
+                       KP__WIRE__ERROR_CODE__UNEXPECTED);
+}
+
+//  --------------------------------------------------------------------------
+//  One command from a client
+
+static void
+s_hello (self_t *self, const uint8_t *routing_id, size_t routing_size,
+         const char *session_key, const kp_partner_t *partner, Kp__Wire__Hello *hello)
+{
+    s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, session_key);
+    if (!session) {
+        if ((int) zhashx_size (self->sessions) >= self->config->max_sessions) {
+            zsys_warning ("kp_server: session limit reached partner=%s", partner->id);
+            return;
+        }
+        session = (s_session_t *) zmalloc (sizeof (s_session_t));
+        assert (session);
+        session->key = strdup (session_key);
+        memcpy (session->routing_id, routing_id, routing_size);
+        session->routing_size = routing_size;
+        session->partner = strdup (partner->id);
+        zhashx_insert (self->sessions, session_key, session);
+        zsys_info ("kp_server: session opened partner=%s", partner->id);
+    }
+    session->last_seen = kp_mono_ms ();
+    if (hello->version != KP_PROTOCOL_VERSION) {
+        s_send_error (self, session, NULL, KP__WIRE__ERROR_CODE__UNEXPECTED,
+                      "unsupported protocol version; this broker speaks version 1");
+        s_session_drop (self, session, "version");
+        return;
+    }
+    session->credit = hello->credit;
+    Kp__Wire__Welcome welcome = KP__WIRE__WELCOME__INIT;
+    welcome.version = KP_PROTOCOL_VERSION;
+    welcome.partner = (char *) partner->id;
+    welcome.role = partner->role;
+    welcome.broker = (char *) self->config->name;
+    welcome.max_message = (uint64_t) self->config->max_message;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_WELCOME;
+    command.welcome = &welcome;
+    s_send_command (self, session, &command);
+}
+
+static void
+s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
+          const uint8_t *data, size_t size, bool extra_frames, const char *user_id)
+{
+    char *session_key = kp_hex_encode (routing_id, routing_size);
+    s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, session_key);
+    //  Identity comes only from the key, through ZAP, checked on every
+    //  message against the live registry: a revoked partner is refused
+    //  from its next message on.
+    const kp_partner_t *partner = user_id? kp_registry_by_id (self->registry, user_id): NULL;
+    if (!partner) {
+        if (session) {
+            s_send_error (self, session, NULL, KP__WIRE__ERROR_CODE__REVOKED,
+                          "your key is no longer registered");
+            s_session_drop (self, session, "revoked");
+        }
+        free (session_key);
+        return;
+    }
+    //  A bad frame from a known partner gets an error on a temporary session
+    s_session_t scratch = { 0 };
+    if (!session) {
+        scratch.key = session_key;
+        memcpy (scratch.routing_id, routing_id, routing_size);
+        scratch.routing_size = routing_size;
+        scratch.partner = (char *) partner->id;
+    }
+    s_session_t *target = session? session: &scratch;
+    Kp__Wire__Command *command = NULL;
+    if (extra_frames || size > (size_t) self->config->max_message) {
+        bool too_large = size > (size_t) self->config->max_message;
+        s_submit_refuse (self, target, partner, NULL,
+                         too_large? KP__WIRE__ERROR_CODE__TOO_LARGE:
+                                    KP__WIRE__ERROR_CODE__MALFORMED,
+                         too_large? "frame is over the broker's max-message":
+                                    "one command per message: extra frames");
+        goto done;
+    }
+    command = kp_command_unpack (data, size, (size_t) self->config->max_message);
+    if (!command) {
+        s_submit_refuse (self, target, partner, NULL, KP__WIRE__ERROR_CODE__MALFORMED,
+                         "frame is not a valid ketenpost command");
+        goto done;
+    }
+    if (command->kind_case == KP__WIRE__COMMAND__KIND_HELLO) {
+        s_hello (self, routing_id, routing_size, session_key, partner, command->hello);
+        goto done;
+    }
+    if (!session) {
+        const ProtobufCBinaryData *id = NULL;
+        if (command->kind_case == KP__WIRE__COMMAND__KIND_SUBMIT
+        &&  command->submit->envelope)
+            id = &command->submit->envelope->id;
+        s_send_error (self, target, id, KP__WIRE__ERROR_CODE__UNEXPECTED, "hello first");
+        goto done;
+    }
+    session->last_seen = kp_mono_ms ();
+    switch (command->kind_case) {
+        case KP__WIRE__COMMAND__KIND_SUBMIT:
+            s_submit (self, session, partner, command->submit);
+            break;
+        case KP__WIRE__COMMAND__KIND_ACK:
+            s_ack (self, session, command->ack->seq, true);
+            break;
+        case KP__WIRE__COMMAND__KIND_NACK:
+            s_ack (self, session, command->nack->seq, false);
+            break;
+        case KP__WIRE__COMMAND__KIND_CREDIT:
+            session->credit = command->credit->credit;
+            break;
+        case KP__WIRE__COMMAND__KIND_PING: {
+            Kp__Wire__Ping pong = KP__WIRE__PING__INIT;
+            pong.nonce = command->ping->nonce;
+            Kp__Wire__Command reply = KP__WIRE__COMMAND__INIT;
+            reply.kind_case = KP__WIRE__COMMAND__KIND_PONG;
+            reply.pong = &pong;
+            s_send_command (self, session, &reply);
+            break;
+        }
+        default:
+            s_send_error (self, session, NULL, KP__WIRE__ERROR_CODE__UNEXPECTED,
+                          "a client may send hello, submit, ack, nack, credit or ping");
+            break;
+    }
+done:
+    if (command)
+        kp__wire__command__free_unpacked (command, NULL);
+    free (session_key);
+}
+
+//  Read every waiting command, up to a batch
+static void
+s_router_drain (self_t *self)
+{
+    for (int count = 0; count < S_BATCH && !self->fatal; count++) {
+        zmq_msg_t routing, payload;
+        zmq_msg_init (&routing);
+        if (zmq_msg_recv (&routing, self->router_handle, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&routing);
+            break;
+        }
+        zmq_msg_init (&payload);
+        bool extra_frames = false;
+        if (zmq_msg_more (&routing)) {
+            int rc = zmq_msg_recv (&payload, self->router_handle, 0);
+            assert (rc >= 0);
+            //  Swallow any further frames: one command is one frame
+            while (zmq_msg_more (&payload)) {
+                zmq_msg_t extra;
+                zmq_msg_init (&extra);
+                rc = zmq_msg_recv (&extra, self->router_handle, 0);
+                assert (rc >= 0);
+                bool more = zmq_msg_more (&extra);
+                zmq_msg_close (&extra);
+                extra_frames = true;
+                if (!more)
+                    break;
+            }
+            const char *user_id = zmq_msg_gets (&payload, "User-Id");
+            if (zmq_msg_size (&routing) > 0 && zmq_msg_size (&routing) <= 255)
+                s_handle (self, (const uint8_t *) zmq_msg_data (&routing),
+                          zmq_msg_size (&routing), (const uint8_t *) zmq_msg_data (&payload),
+                          zmq_msg_size (&payload), extra_frames,
+                          user_id && *user_id? user_id: NULL);
+        }
+        zmq_msg_close (&payload);
+        zmq_msg_close (&routing);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Group commit, then the replies that waited for it
+
+static void
+s_commit (self_t *self)
+{
+    if (self->fatal)
+        return;
+    if (kp_log_synced (self->bodies) < kp_log_size (self->bodies)
+    &&  kp_log_sync (self->bodies)) {
+        s_fatal (self, "fdatasync of the body store failed");
+        return;
+    }
+    if (kp_log_synced (self->log) < kp_log_size (self->log)
+    &&  kp_log_sync (self->log)) {
+        s_fatal (self, "fdatasync of the log failed");
+        return;
+    }
+    for (s_reply_t *reply = (s_reply_t *) zlistx_first (self->replies); reply;
+         reply = (s_reply_t *) zlistx_next (self->replies)) {
+        s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions,
+                                                              reply->session);
+        if (session)
+            s_send (self, session, zframe_data (reply->frame), zframe_size (reply->frame));
+    }
+    zlistx_purge (self->replies);
+}
+
+//  --------------------------------------------------------------------------
+//  Deliveries
+
+static Kp__Wire__StatusKind
+s_status_of (Kp__Wire__EventKind event)
+{
+    switch (event) {
+        case KP__WIRE__EVENT_KIND__ACKNOWLEDGED: return KP__WIRE__STATUS_KIND__DELIVERED;
+        case KP__WIRE__EVENT_KIND__NACKED: return KP__WIRE__STATUS_KIND__REFUSED;
+        case KP__WIRE__EVENT_KIND__EXPIRED_EVENT:
+            return KP__WIRE__STATUS_KIND__EXPIRED_UNDELIVERED;
+        case KP__WIRE__EVENT_KIND__READ_EVENT: return KP__WIRE__STATUS_KIND__READ;
+        case KP__WIRE__EVENT_KIND__OVERDUE_EVENT: return KP__WIRE__STATUS_KIND__OVERDUE;
+        default: return KP__WIRE__STATUS_KIND__STATUS_UNSPECIFIED;
+    }
+}
+
+//  Build and send one item to session. Returns 0, -1 if it could not go now
+//  (the peer's pipe is full), -2 if the peer is gone. A message whose body
+//  cannot be read is dropped.
+static int
+s_deliver_item (self_t *self, s_session_t *session, kp_item_t *item)
+{
+    Kp__Wire__Record *record = s_record_read (self, item->pos);
+    if (!record) {
+        s_fatal (self, "cannot read back a record of the log");
+        return -1;
+    }
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    Kp__Wire__Deliver deliver = KP__WIRE__DELIVER__INIT;
+    Kp__Wire__Status status = KP__WIRE__STATUS__INIT;
+    if (item->kind == KP_ITEM_MESSAGE) {
+        size_t body_size;
+        const uint8_t *body = kp_log_read (self->bodies, item->body_pos, &body_size);
+        if (!body) {
+            zsys_error ("kp_server: body of seq=%llu unreadable; message dropped",
+                        (unsigned long long) item->seq);
+            kp__wire__record__free_unpacked (record, NULL);
+            kp_queue_remove (self->queue, item);
+            return 0;
+        }
+        deliver.seq = item->seq;
+        deliver.envelope = record->envelope;
+        deliver.body.data = (uint8_t *) body;
+        deliver.body.len = body_size;
+        deliver.attempt = item->attempt + 1;
+        command.kind_case = KP__WIRE__COMMAND__KIND_DELIVER;
+        command.deliver = &deliver;
+    }
+    else {
+        status.seq = item->seq;
+        status.id = record->message_id;
+        status.status = s_status_of (record->event);
+        status.at_ms = record->time_ms;
+        status.partner = record->recipient;
+        command.kind_case = KP__WIRE__COMMAND__KIND_STATUS;
+        command.status = &status;
+    }
+    int rc = s_send_command (self, session, &command);
+    if (rc == -1)
+        rc = self->send_error == EHOSTUNREACH? -2: -1;
+    if (rc == 0) {
+        kp_queue_mark_sent (self->queue, item, session, kp_mono_ms ());
+        session->in_flight++;
+        if (item->kind == KP_ITEM_MESSAGE) {
+            Kp__Wire__Record delivered = KP__WIRE__RECORD__INIT;
+            delivered.event = KP__WIRE__EVENT_KIND__DELIVERED_TO;
+            delivered.message_id = record->message_id;
+            delivered.type = record->type;
+            delivered.sender = record->sender;
+            delivered.sender_role = record->sender_role;
+            delivered.recipient = record->recipient;
+            delivered.recipient_role = record->recipient_role;
+            delivered.ref_seq = item->seq;
+            s_record_append (self, &delivered, NULL);
+        }
+    }
+    kp__wire__record__free_unpacked (record, NULL);
+    return rc;
+}
+
+static void
+s_dispatch (self_t *self)
+{
+    uint64_t durable = kp_log_synced (self->log);
+    zlistx_t *gone = NULL;
+    for (s_session_t *session = (s_session_t *) zhashx_first (self->sessions);
+         session && !self->fatal;
+         session = (s_session_t *) zhashx_next (self->sessions)) {
+        while (session->in_flight < session->credit) {
+            kp_item_t *item = kp_queue_first_ready (self->queue, session->partner);
+            if (!item || item->seq >= durable)
+                break;
+            int rc = s_deliver_item (self, session, item);
+            if (rc) {
+                if (rc == -2) {
+                    if (!gone)
+                        gone = zlistx_new ();
+                    zlistx_add_end (gone, session);
+                }
+                break;
+            }
+        }
+    }
+    if (gone) {
+        for (s_session_t *session = (s_session_t *) zlistx_first (gone); session;
+             session = (s_session_t *) zlistx_next (gone))
+            s_session_drop (self, session, "peer gone");
+        zlistx_destroy (&gone);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Timers: ack timeouts, expiry, idle sessions, registry changes
+
+static void
+s_timers (self_t *self)
+{
+    int64_t now_mono = kp_mono_ms ();
+    if (now_mono < self->next_tick)
+        return;
+    self->next_tick = now_mono + S_TICK;
+    kp_queue_requeue_timed_out (self->queue, now_mono, self->config->ack_timeout,
+                                s_session_requeued, NULL);
+    kp_item_t *item;
+    int64_t now = kp_now_ms ();
+    while (!self->fatal && (item = kp_queue_next_expired (self->queue, now)))
+        s_item_settle (self, item, KP__WIRE__EVENT_KIND__EXPIRED_EVENT,
+                       KP__WIRE__ERROR_CODE__EXPIRED);
+    //  A session we heard nothing from for three heartbeats is gone
+    zlistx_t *idle = zlistx_new ();
+    int64_t limit = 3 * (int64_t) self->config->heartbeat;
+    for (s_session_t *session = (s_session_t *) zhashx_first (self->sessions); session;
+         session = (s_session_t *) zhashx_next (self->sessions))
+        if (session->last_seen + limit < now_mono)
+            zlistx_add_end (idle, session);
+    for (s_session_t *session = (s_session_t *) zlistx_first (idle); session;
+         session = (s_session_t *) zlistx_next (idle))
+        s_session_drop (self, session, "idle");
+    zlistx_destroy (&idle);
+    if (now_mono >= self->next_registry_check) {
+        self->next_registry_check = now_mono + S_REGISTRY_CHECK;
+        if (kp_registry_stale (self->registry))
+            s_registry_reload (self);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Start-up: rebuild the delivery state from the log
+
+static int
+s_replay_record (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    Kp__Wire__Record *record = kp__wire__record__unpack (NULL, size, data);
+    if (!record || record->seq != seq) {
+        zsys_error ("kp_server: log record %llu does not decode; the log is damaged",
+                    (unsigned long long) seq);
+        if (record)
+            kp__wire__record__free_unpacked (record, NULL);
+        return -1;
+    }
+    switch (record->event) {
+        case KP__WIRE__EVENT_KIND__ACCEPTED: {
+            Kp__Wire__Envelope *envelope = record->envelope;
+            if (!envelope || record->message_id.len != KP_ID_SIZE || !record->sender
+            ||  !record->recipient)
+                break;
+            s_accepted_t *accepted = (s_accepted_t *) zmalloc (sizeof (s_accepted_t));
+            assert (accepted);
+            accepted->seq = seq;
+            accepted->accepted_at_ms = record->time_ms;
+            accepted->sender = strdup (record->sender);
+            accepted->recipient = strdup (record->recipient);
+            accepted->recipient_role = record->recipient_role;
+            accepted->type = record->type;
+            if (record->body_hash.len == KP_HASH_SIZE)
+                memcpy (accepted->body_hash, record->body_hash.data, KP_HASH_SIZE);
+            char *id_text = kp_hex_encode (record->message_id.data, KP_ID_SIZE);
+            zhashx_update (self->accepted, id_text, accepted);
+            free (id_text);
+            kp_queue_add (self->queue, record->recipient, KP_ITEM_MESSAGE, seq, pos,
+                          record->body_pos, envelope->expires_at_ms);
+            break;
+        }
+        case KP__WIRE__EVENT_KIND__ACKNOWLEDGED:
+        case KP__WIRE__EVENT_KIND__NACKED:
+        case KP__WIRE__EVENT_KIND__EXPIRED_EVENT:
+        case KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED: {
+            kp_item_t *item = kp_queue_find (self->queue, record->ref_seq);
+            if (item)
+                kp_queue_remove (self->queue, item);
+            if (record->event != KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED
+            &&  record->sender)
+                kp_queue_add (self->queue, record->sender, KP_ITEM_STATUS, seq, pos, 0, 0);
+            break;
+        }
+        case KP__WIRE__EVENT_KIND__PARTNER_REGISTERED:
+            if (record->sender && record->key_hash.len == KP_HASH_SIZE)
+                zhashx_update (self->partners_seen, record->sender,
+                               kp_hex_encode (record->key_hash.data, KP_HASH_SIZE));
+            break;
+        case KP__WIRE__EVENT_KIND__PARTNER_REVOKED:
+            if (record->sender)
+                zhashx_delete (self->partners_seen, record->sender);
+            break;
+        default:
+            break;
+    }
+    kp__wire__record__free_unpacked (record, NULL);
+    return 0;
+}
+
+//  Open a log in dir/name; NULL on failure (logged)
+static kp_log_t *
+s_log_open (const kp_config_t *config, const char *name)
+{
+    char *path = zsys_sprintf ("%s/%s", config->data_dir, name);
+    kp_log_status_t status;
+    kp_log_t *log = kp_log_open (path, (size_t) config->segment_size,
+                                 config->load_truncated != 0, &status);
+    if (log && status == KP_LOG_TRUNCATED)
+        zsys_warning ("kp_server: cut a torn tail from %s", path);
+    free (path);
+    return log;
+}
+
+//  Load the server's secret cert into the socket and wipe it
+static int
+s_apply_server_cert (self_t *self)
+{
+    char *secret_path = zsys_sprintf ("%s_secret", self->config->server_cert);
+    zcert_t *cert = zcert_load (secret_path);
+    if (!cert) {
+        zsys_error ("kp_server: cannot load the server's secret cert %s", secret_path);
+        free (secret_path);
+        return -1;
+    }
+    zcert_apply (cert, self->router);
+    //  CZMQ does not wipe a cert's secret: do it before freeing
+    sodium_memzero ((void *) zcert_secret_key (cert), 32);
+    sodium_memzero ((void *) zcert_secret_txt (cert), KP_KEY_TEXT);
+    zcert_destroy (&cert);
+    free (secret_path);
+    return 0;
+}
+
+static int
+s_start (self_t *self)
+{
+    const kp_config_t *config = self->config;
+    self->registry = kp_registry_new (config->region);
+    if (!self->registry)
+        return -1;
+    if (zsys_dir_create ("%s", config->data_dir)) {
+        zsys_error ("kp_server: cannot create data dir %s: %s", config->data_dir,
+                    strerror (errno));
+        return -1;
+    }
+    self->log = s_log_open (config, "log");
+    self->bodies = self->log? s_log_open (config, "bodies"): NULL;
+    if (!self->bodies)
+        return -1;
+    int64_t started = kp_mono_ms ();
+    if (kp_log_replay (self->log, s_replay_record, self)) {
+        zsys_error ("kp_server: replay of %s/log failed; not starting", config->data_dir);
+        return -1;
+    }
+    zsys_notice ("kp_server: replayed records=%llu queued=%zu msec=%lld",
+                 (unsigned long long) kp_log_size (self->log), kp_queue_size (self->queue),
+                 (long long) (kp_mono_ms () - started));
+
+    //  ZAP first, so that no handshake can ever complete without it; and
+    //  enforce the domain, so that no handler means no admission.
+    self->zap = zsock_new (ZMQ_REP);
+    assert (self->zap);
+    if (zsock_bind (self->zap, S_ZAP_ENDPOINT) != 0) {
+        zsys_error ("kp_server: cannot bind the ZAP handler: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    self->router = zsock_new (ZMQ_ROUTER);
+    assert (self->router);
+    self->router_handle = zsock_resolve (self->router);
+    zsock_set_curve_server (self->router, 1);
+    if (s_apply_server_cert (self))
+        return -1;
+    zsock_set_zap_domain (self->router, S_ZAP_DOMAIN);
+    int enforce = 1;
+    if (zmq_setsockopt (self->router_handle, S_ZMQ_ZAP_ENFORCE_DOMAIN,
+                        &enforce, sizeof enforce)) {
+        zsys_error ("kp_server: libzmq refuses ZAP_ENFORCE_DOMAIN; not starting fail-open");
+        return -1;
+    }
+    zsock_set_router_mandatory (self->router, 1);
+    zsock_set_maxmsgsize (self->router, (int) (config->max_message + S_CURVE_OVERHEAD));
+    zsock_set_handshake_ivl (self->router, config->handshake);
+    zsock_set_heartbeat_ivl (self->router, config->heartbeat);
+    zsock_set_heartbeat_timeout (self->router, 3 * config->heartbeat);
+    zsock_set_sndhwm (self->router, 100000);
+    zsock_set_rcvhwm (self->router, 100000);
+    zsock_set_linger (self->router, 0);
+    if (zsock_bind (self->router, "%s", config->endpoint) == -1) {
+        zsys_error ("kp_server: cannot bind endpoint=%s: %s", config->endpoint,
+                    zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    free (self->endpoint);
+    self->endpoint = zsock_last_endpoint (self->router);
+
+    s_partners_sync (self);
+    Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+    record.event = KP__WIRE__EVENT_KIND__BROKER_START;
+    s_record_append (self, &record, NULL);
+    s_commit (self);
+    if (self->fatal)
+        return -1;
+    zpoller_add (self->poller, self->router);
+    zpoller_add (self->poller, self->zap);
+    zsys_notice ("kp_server: listening endpoint=%s partners=%zu",
+                 self->endpoint, kp_registry_size (self->registry));
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Constructor and destructor of the actor's state
+
+static self_t *
+s_self_new (zsock_t *pipe, const kp_config_t *config)
+{
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    assert (self);
+    self->pipe = pipe;
+    self->config = config;
+    self->endpoint = strdup ("");
+    self->queue = kp_queue_new ();
+    self->sessions = zhashx_new ();
+    zhashx_set_destructor (self->sessions, s_session_destroy);
+    self->accepted = zhashx_new ();
+    zhashx_set_destructor (self->accepted, s_accepted_destroy);
+    self->partners_seen = zhashx_new ();
+    zhashx_set_destructor (self->partners_seen, s_free_item);
+    self->auth_failures = zhashx_new ();
+    zhashx_set_destructor (self->auth_failures, s_free_item);
+    self->replies = zlistx_new ();
+    zlistx_set_destructor (self->replies, s_reply_destroy);
+    self->pack_limit = 4096;
+    self->pack_buffer = (uint8_t *) malloc (self->pack_limit);
+    assert (self->pack_buffer);
+    self->poller = zpoller_new (pipe, NULL);
+    assert (self->poller);
+    return self;
+}
+
+static void
+s_self_destroy (self_t **self_p)
+{
+    assert (self_p);
+    self_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->log && !self->fatal && *self->endpoint) {
+        Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+        record.event = KP__WIRE__EVENT_KIND__BROKER_STOP;
+        s_record_append (self, &record, NULL);
+        s_commit (self);
+        zsys_notice ("kp_server: stopped records=%llu",
+                     (unsigned long long) kp_log_size (self->log));
+    }
+    zpoller_destroy (&self->poller);
+    zsock_destroy (&self->router);
+    zsock_destroy (&self->zap);
+    zlistx_destroy (&self->replies);
+    zhashx_destroy (&self->auth_failures);
+    zhashx_destroy (&self->partners_seen);
+    zhashx_destroy (&self->accepted);
+    zhashx_destroy (&self->sessions);
+    kp_queue_destroy (&self->queue);
+    kp_log_destroy (&self->bodies);
+    kp_log_destroy (&self->log);
+    kp_registry_destroy (&self->registry);
+    free (self->pack_buffer);
+    free (self->endpoint);
+    free (self);
+    *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Pipe commands from main
+
+static void
+s_pipe_command (self_t *self)
+{
+    char *command = zstr_recv (self->pipe);
+    if (!command) {
+        self->terminated = true;
+        return;
+    }
+    if (streq (command, "$TERM"))
+        self->terminated = true;
+    else
+    if (streq (command, "ENDPOINT"))
+        zstr_send (self->pipe, self->endpoint);
+    else
+    if (streq (command, "RELOAD")) {
+        if (self->registry && !self->fatal)
+            s_registry_reload (self);
+        zstr_send (self->pipe, "OK");
+    }
+    else {
+        zsys_error ("kp_server: invalid pipe command '%s'", command);
+        assert (false);
+    }
+    free (command);
+}
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+void
+kp_server (zsock_t *pipe, void *args)
+{
+    assert (pipe);
+    assert (args);
+    self_t *self = s_self_new (pipe, (const kp_config_t *) args);
+    bool started = s_start (self) == 0;
+    if (!started) {
+        //  Say why once more in one line; the pipe still answers ENDPOINT
+        zsys_error ("kp_server: start-up failed; see the lines above");
+        free (self->endpoint);
+        self->endpoint = strdup ("");
+    }
+    zsock_signal (pipe, 0);
+    while (!self->terminated) {
+        int timeout = started && !self->fatal? S_TICK: -1;
+        void *which = zpoller_wait (self->poller, timeout);
+        if (zpoller_terminated (self->poller))
+            break;
+        if (which == pipe)
+            s_pipe_command (self);
+        if (!started || self->fatal)
+            continue;
+        //  ZAP first: handshakes must never wait behind a batch
+        while (zsock_events (self->zap) & ZMQ_POLLIN)
+            s_zap_handle (self);
+        s_router_drain (self);
+        s_commit (self);
+        s_dispatch (self);
+        s_timers (self);
+        if (self->fatal) {
+            //  Stop polling the clients; wait for main's $TERM
+            zpoller_remove (self->poller, self->router);
+            zpoller_remove (self->poller, self->zap);
+        }
+    }
+    s_self_destroy (&self);
+}

@@ -1,0 +1,57 @@
+/*  =========================================================================
+    kp_region - make a region directory and register, list, revoke partners
+
+    Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
+    =========================================================================
+@header
+    The writing side of the registry, used by kp-keys and by tests that
+    build a region at runtime. Layout of a region directory:
+
+        REGION/broker               broker CURVE public cert (zcert ZPL)
+        REGION/broker_secret        its secret cert, mode 0600
+        REGION/checkpoint.pub       Ed25519 checkpoint public key (hex)
+        REGION/checkpoint_secret    Ed25519 checkpoint secret key, 0600
+        REGION/partners/ID          partner public cert + metadata
+        REGION/revoked/ID           revoked partner cert (+ revoked = time)
+        REGION/secrets/ID_secret    partner secret cert to hand out, 0600
+
+    Every file is created with fsync of file and directory; nothing is ever
+    overwritten. Secrets are wiped from memory after writing.
+@end
+*/
+#ifndef KP_REGION_H_INCLUDED
+#define KP_REGION_H_INCLUDED
+
+#include "kp_registry.h"
+
+//  Create region_dir (must not exist or be empty) with broker cert and
+//  checkpoint key. name is the broker's name (cert metadata). 0 or -1 with
+//  one zsys_error line.
+int
+    kp_region_init (const char *region_dir, const char *name) KP_MUST_CHECK;
+
+//  Register a partner: new CURVE keypair, public cert with metadata in
+//  partners/ID, secret cert in secrets/ID_secret. addresses is
+//  NULL-terminated (municipality codes, or one school code for a school).
+//  If public_key is not NULL (40 Z85 chars), register that key instead and
+//  write no secret. Refuses a duplicate id or key, a bad id, role or address.
+//  Returns 0 or -1 with one zsys_error line.
+int
+    kp_region_add (const char *region_dir, const char *id, Kp__Wire__Role role,
+                   const char *name, const char **addresses, bool covenant,
+                   const char *public_key) KP_MUST_CHECK;
+
+//  Revoke partner id: move partners/ID to revoked/ID with revoked = time,
+//  fsync both directories. Returns 0 or -1.
+int
+    kp_region_revoke (const char *region_dir, const char *id) KP_MUST_CHECK;
+
+//  Path of partner id's secret cert (REGION/secrets/ID_secret). Caller frees.
+char *
+    kp_region_secret_path (const char *region_dir, const char *id);
+
+//  Path of the broker's public cert (REGION/broker). Caller frees.
+char *
+    kp_region_broker_cert (const char *region_dir);
+
+#endif
