@@ -4,7 +4,6 @@
     Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
     =========================================================================
 */
-#define _GNU_SOURCE
 #include "kp_testutil.h"
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -80,7 +79,7 @@ kp_test_region_new (void)
          index++) {
         const s_demo_partner_t *partner = s_demo_partners + index;
         cr_assert_eq (kp_region_add (self->region, partner->id, partner->role,
-                                     "Demo organisation", partner->addresses,
+                                     "Demo organisation", (const char **) partner->addresses,
                                      partner->covenant, NULL), 0,
                       "cannot add %s", partner->id);
     }

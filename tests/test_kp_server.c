@@ -1,1 +1,753 @@
+/*  =========================================================================
+    test_kp_server - the broker on the wire: a real ketenpostd on 127.0.0.1
+
+    Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
+    =========================================================================
+    These tests speak the wire protocol directly over CURVE DEALER sockets,
+    without the client library, so that every refusal of DESIGN.md's
+    Guarantees can be provoked exactly, including frames no honest client
+    would send. Keys are made at runtime in a temporary region.
+*/
 #include <criterion/criterion.h>
+#include <signal.h>
+#include <sodium.h>
+#include "kp_testutil.h"
+#include "kp_log.h"
+
+#define S_WAIT 5000                 //  msec to wait for an answer
+#define S_SILENCE 1500              //  msec of silence that proves "nothing"
+
+static kp_test_region_t *region;
+
+static void
+s_setup (void)
+{
+    region = kp_test_region_new ();
+}
+
+static void
+s_teardown (void)
+{
+    kp_test_region_destroy (&region);
+}
+
+TestSuite (kp_server, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+//  --------------------------------------------------------------------------
+//  A raw wire client
+
+static zsock_t *
+s_connect_with (zcert_t *cert)
+{
+    zcert_t *broker = zcert_load (region->broker_cert);
+    cr_assert_not_null (broker);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    zcert_apply (cert, dealer);
+    zsock_set_curve_serverkey (dealer, zcert_public_txt (broker));
+    zsock_set_linger (dealer, 0);
+    cr_assert_eq (zsock_connect (dealer, "%s", region->endpoint), 0);
+    zcert_destroy (&broker);
+    return dealer;
+}
+
+static zsock_t *
+s_connect (const char *partner)
+{
+    char *path = kp_test_cert (region, partner);
+    zcert_t *cert = zcert_load (path);
+    cr_assert_not_null (cert, "no cert for %s", partner);
+    zsock_t *dealer = s_connect_with (cert);
+    zcert_destroy (&cert);
+    free (path);
+    return dealer;
+}
+
+static void
+s_send (zsock_t *dealer, Kp__Wire__Command *command)
+{
+    zframe_t *frame = kp_command_pack (command);
+    cr_assert_eq (zframe_send (&frame, dealer, 0), 0);
+}
+
+//  Next command within timeout msec, or NULL
+static Kp__Wire__Command *
+s_recv (zsock_t *dealer, int timeout)
+{
+    zpoller_t *poller = zpoller_new (dealer, NULL);
+    Kp__Wire__Command *command = NULL;
+    if (zpoller_wait (poller, timeout)) {
+        zframe_t *frame = zframe_recv (dealer);
+        command = kp_command_unpack (zframe_data (frame), zframe_size (frame), 1 << 26);
+        cr_assert_not_null (command, "broker sent an undecodable frame");
+        zframe_destroy (&frame);
+    }
+    zpoller_destroy (&poller);
+    return command;
+}
+
+//  Next command of kind, skipping others (e.g. statuses while waiting for a
+//  receipt); asserts it arrives within S_WAIT
+static Kp__Wire__Command *
+s_expect (zsock_t *dealer, Kp__Wire__Command__KindCase kind)
+{
+    int64_t deadline = kp_mono_ms () + S_WAIT;
+    while (kp_mono_ms () < deadline) {
+        Kp__Wire__Command *command = s_recv (dealer, (int) (deadline - kp_mono_ms ()));
+        if (!command)
+            break;
+        if (command->kind_case == kind)
+            return command;
+        kp__wire__command__free_unpacked (command, NULL);
+    }
+    cr_assert_fail ("expected command %d within %d msec", kind, S_WAIT);
+    return NULL;
+}
+
+static void
+s_free (Kp__Wire__Command *command)
+{
+    kp__wire__command__free_unpacked (command, NULL);
+}
+
+static void
+s_hello (zsock_t *dealer, uint32_t credit)
+{
+    Kp__Wire__Hello hello = KP__WIRE__HELLO__INIT;
+    hello.version = KP_PROTOCOL_VERSION;
+    hello.credit = credit;
+    hello.agent = "test_kp_server";
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_HELLO;
+    command.hello = &hello;
+    s_send (dealer, &command);
+    s_free (s_expect (dealer, KP__WIRE__COMMAND__KIND_WELCOME));
+}
+
+static zsock_t *
+s_session (const char *partner, uint32_t credit)
+{
+    zsock_t *dealer = s_connect (partner);
+    s_hello (dealer, credit);
+    return dealer;
+}
+
+//  A message ready to submit; the body is caller's bytes
+typedef struct {
+    uint8_t id [KP_ID_SIZE];
+    uint8_t hash [KP_HASH_SIZE];
+    uint8_t reference [KP_ID_SIZE];
+    Kp__Wire__Envelope envelope;
+    Kp__Wire__Submit submit;
+    Kp__Wire__Command command;
+} s_message_t;
+
+static void
+s_message_init (s_message_t *message, Kp__Wire__MessageType type,
+                const char *recipient, const char *body)
+{
+    memset (message, 0, sizeof *message);
+    randombytes_buf (message->id, KP_ID_SIZE);
+    kp__wire__envelope__init (&message->envelope);
+    kp__wire__submit__init (&message->submit);
+    kp__wire__command__init (&message->command);
+    message->envelope.id.data = message->id;
+    message->envelope.id.len = KP_ID_SIZE;
+    message->envelope.type = type;
+    message->envelope.recipient = (char *) recipient;
+    message->envelope.created_at_ms = kp_now_ms ();
+    message->envelope.purpose = "jw-art-7";
+    message->submit.body.data = (uint8_t *) body;
+    message->submit.body.len = strlen (body);
+    crypto_hash_sha256 (message->hash, (const uint8_t *) body, strlen (body));
+    message->envelope.body_length = (uint32_t) strlen (body);
+    message->envelope.body_hash.data = message->hash;
+    message->envelope.body_hash.len = KP_HASH_SIZE;
+    message->submit.envelope = &message->envelope;
+    message->command.kind_case = KP__WIRE__COMMAND__KIND_SUBMIT;
+    message->command.submit = &message->submit;
+}
+
+static void
+s_message_refer (s_message_t *message, const uint8_t *reference)
+{
+    memcpy (message->reference, reference, KP_ID_SIZE);
+    message->envelope.reference.data = message->reference;
+    message->envelope.reference.len = KP_ID_SIZE;
+}
+
+//  Submit and return the answer: a Receipt or an Error
+static Kp__Wire__Command *
+s_submit (zsock_t *dealer, s_message_t *message)
+{
+    s_send (dealer, &message->command);
+    int64_t deadline = kp_mono_ms () + S_WAIT;
+    while (kp_mono_ms () < deadline) {
+        Kp__Wire__Command *reply = s_recv (dealer, (int) (deadline - kp_mono_ms ()));
+        if (!reply)
+            break;
+        if (reply->kind_case == KP__WIRE__COMMAND__KIND_RECEIPT
+        ||  reply->kind_case == KP__WIRE__COMMAND__KIND_ERROR)
+            return reply;
+        s_free (reply);
+    }
+    cr_assert_fail ("no answer to submit");
+    return NULL;
+}
+
+//  Submit, expecting a receipt; returns its seq
+static uint64_t
+s_submit_ok (zsock_t *dealer, s_message_t *message)
+{
+    Kp__Wire__Command *reply = s_submit (dealer, message);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_RECEIPT,
+                  "refused: %s", reply->kind_case == KP__WIRE__COMMAND__KIND_ERROR?
+                  reply->error->reason: "?");
+    cr_assert_eq (reply->receipt->id.len, KP_ID_SIZE);
+    cr_assert_arr_eq (reply->receipt->id.data, message->id, KP_ID_SIZE);
+    uint64_t seq = reply->receipt->seq;
+    s_free (reply);
+    return seq;
+}
+
+//  Submit, expecting a refusal with code; returns nothing
+static void
+s_submit_refused (zsock_t *dealer, s_message_t *message, Kp__Wire__ErrorCode code)
+{
+    Kp__Wire__Command *reply = s_submit (dealer, message);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_ERROR,
+                  "expected %s, got a receipt", kp_error_name (code));
+    cr_expect_eq (reply->error->code, code, "expected %s, got %s (%s)",
+                  kp_error_name (code), kp_error_name (reply->error->code),
+                  reply->error->reason);
+    cr_expect_gt (strlen (reply->error->reason), 10, "reason must say why");
+    s_free (reply);
+}
+
+static void
+s_ack (zsock_t *dealer, uint64_t seq)
+{
+    Kp__Wire__Ack ack = KP__WIRE__ACK__INIT;
+    ack.seq = seq;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_ACK;
+    command.ack = &ack;
+    s_send (dealer, &command);
+}
+
+static void
+s_start (const char *extra)
+{
+    cr_assert_eq (kp_test_broker_start (region, extra), 0, "broker did not start");
+}
+
+//  --------------------------------------------------------------------------
+
+Test (kp_server, unknown_key_is_never_admitted)
+{
+    s_start (NULL);
+    zcert_t *stranger = zcert_new ();
+    zsock_t *dealer = s_connect_with (stranger);
+    zcert_destroy (&stranger);
+    Kp__Wire__Hello hello = KP__WIRE__HELLO__INIT;
+    hello.version = KP_PROTOCOL_VERSION;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_HELLO;
+    command.hello = &hello;
+    s_send (dealer, &command);
+    cr_assert_null (s_recv (dealer, S_SILENCE), "an unregistered key got an answer");
+    zsock_destroy (&dealer);
+}
+
+Test (kp_server, welcome_names_the_partner_from_its_key)
+{
+    s_start (NULL);
+    zsock_t *dealer = s_connect ("lt-enschede");
+    Kp__Wire__Hello hello = KP__WIRE__HELLO__INIT;
+    hello.version = KP_PROTOCOL_VERSION;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_HELLO;
+    command.hello = &hello;
+    s_send (dealer, &command);
+    Kp__Wire__Command *welcome = s_expect (dealer, KP__WIRE__COMMAND__KIND_WELCOME);
+    cr_assert_str_eq (welcome->welcome->partner, "lt-enschede");
+    cr_assert_eq (welcome->welcome->role, KP__WIRE__ROLE__LOCAL_TEAM);
+    cr_assert_eq (welcome->welcome->version, KP_PROTOCOL_VERSION);
+    s_free (welcome);
+    zsock_destroy (&dealer);
+}
+
+Test (kp_server, signal_is_delivered_and_sender_learns_it_was_delivered)
+{
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 0);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153",
+                    "signal body bytes");
+    //  The envelope claims another sender: the broker must ignore it
+    signal.envelope.sender = "vt-twente";
+    Kp__Wire__Command *reply = s_submit (police, &signal);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_RECEIPT);
+    cr_assert_str_eq (reply->receipt->recipient_partner, "vt-twente");
+    cr_assert_eq (reply->receipt->recipient_role, KP__WIRE__ROLE__VEILIG_THUIS);
+    cr_assert_not (reply->receipt->duplicate);
+    uint64_t seq = reply->receipt->seq;
+    s_free (reply);
+
+    zsock_t *veilig_thuis = s_session ("vt-twente", 4);
+    Kp__Wire__Command *deliver = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    cr_assert_eq (deliver->deliver->seq, seq);
+    cr_assert_eq (deliver->deliver->attempt, 1);
+    cr_assert_str_eq (deliver->deliver->envelope->sender, "police-oost");
+    cr_assert_eq (deliver->deliver->envelope->sender_role, KP__WIRE__ROLE__POLICE);
+    cr_assert_str_eq (deliver->deliver->envelope->recipient_partner, "vt-twente");
+    cr_assert_arr_eq (deliver->deliver->envelope->id.data, signal.id, KP_ID_SIZE);
+    cr_assert_eq (deliver->deliver->body.len, strlen ("signal body bytes"));
+    cr_assert_arr_eq (deliver->deliver->body.data, "signal body bytes", deliver->deliver->body.len);
+    s_ack (veilig_thuis, seq);
+    s_free (deliver);
+
+    Kp__Wire__Command *status = s_expect (police, KP__WIRE__COMMAND__KIND_STATUS);
+    cr_assert_eq (status->status->status, KP__WIRE__STATUS_KIND__DELIVERED);
+    cr_assert_arr_eq (status->status->id.data, signal.id, KP_ID_SIZE);
+    cr_assert_str_eq (status->status->partner, "vt-twente");
+    s_free (status);
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+}
+
+Test (kp_server, sender_that_sends_no_credit_gets_its_status_only_after_hello_with_credit)
+{
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 0);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0164", "x");
+    uint64_t seq = s_submit_ok (police, &signal);
+    zsock_t *veilig_thuis = s_session ("vt-twente", 1);
+    Kp__Wire__Command *deliver = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    s_ack (veilig_thuis, seq);
+    s_free (deliver);
+    cr_assert_null (s_recv (police, 500), "credit 0 must mean no deliveries");
+    s_hello (police, 1);
+    Kp__Wire__Command *status = s_expect (police, KP__WIRE__COMMAND__KIND_STATUS);
+    s_ack (police, status->status->seq);
+    s_free (status);
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+}
+
+Test (kp_server, every_refusal_has_its_code_and_reason)
+{
+    s_start ("limits\n    max-school-notification = 4096\n");
+    zsock_t *school = s_session ("school-12ab00", 0);
+    zsock_t *police = s_session ("police-oost", 0);
+    zsock_t *leerplicht = s_session ("lp-enschede", 0);
+    s_message_t message;
+
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__REFERRAL, "municipality:GM0153", "r");
+    s_submit_refused (school, &message, KP__WIRE__ERROR_CODE__FORBIDDEN);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM9999", "s");
+    s_submit_refused (police, &message, KP__WIRE__ERROR_CODE__UNKNOWN_ADDRESS);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__SIGNAL, "partner:nobody", "s");
+    s_submit_refused (police, &message, KP__WIRE__ERROR_CODE__UNKNOWN_ADDRESS);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__SIGNAL, "street:Kerkstraat 1", "s");
+    s_submit_refused (police, &message, KP__WIRE__ERROR_CODE__BAD_ENVELOPE);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION,
+                    "school:34CD00", "n");
+    s_submit_refused (leerplicht, &message, KP__WIRE__ERROR_CODE__NOT_COVENANT);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION,
+                    "school:12AB00", "n");
+    s_submit_refused (police, &message, KP__WIRE__ERROR_CODE__FORBIDDEN);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION,
+                    "municipality:GM0153", "n");
+    s_submit_refused (leerplicht, &message, KP__WIRE__ERROR_CODE__FORBIDDEN);
+
+    char *large = (char *) malloc (5000);
+    memset (large, 'x', 4999);
+    large [4999] = 0;
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION,
+                    "municipality:GM0153", large);
+    s_submit_refused (police, &message, KP__WIRE__ERROR_CODE__TOO_LARGE);
+    free (large);
+
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    message.hash [0] ^= 1;
+    s_submit_refused (police, &message, KP__WIRE__ERROR_CODE__BAD_ENVELOPE);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    message.envelope.id.len = 8;
+    s_submit_refused (police, &message, KP__WIRE__ERROR_CODE__BAD_ENVELOPE);
+    s_message_init (&message, (Kp__Wire__MessageType) 42, "municipality:GM0153", "s");
+    s_submit_refused (police, &message, KP__WIRE__ERROR_CODE__BAD_ENVELOPE);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    message.envelope.expires_at_ms = kp_now_ms () - 1000;
+    s_submit_refused (police, &message, KP__WIRE__ERROR_CODE__EXPIRED);
+
+    //  Feedback only from the recipient of the referenced message, to its sender
+    uint8_t unknown [KP_ID_SIZE];
+    randombytes_buf (unknown, KP_ID_SIZE);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__FEEDBACK, "partner:police-oost", "f");
+    s_message_refer (&message, unknown);
+    s_submit_refused (leerplicht, &message, KP__WIRE__ERROR_CODE__UNKNOWN_REFERENCE);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    s_submit_ok (police, &signal);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__FEEDBACK, "partner:police-oost", "f");
+    s_message_refer (&message, signal.id);
+    s_submit_refused (leerplicht, &message, KP__WIRE__ERROR_CODE__FORBIDDEN);
+    zsock_t *veilig_thuis = s_session ("vt-twente", 0);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__FEEDBACK, "partner:lp-enschede", "f");
+    s_message_refer (&message, signal.id);
+    s_submit_refused (veilig_thuis, &message, KP__WIRE__ERROR_CODE__FORBIDDEN);
+    s_message_init (&message, KP__WIRE__MESSAGE_TYPE__FEEDBACK, "partner:police-oost", "f");
+    s_message_refer (&message, signal.id);
+    s_submit_ok (veilig_thuis, &message);
+
+    //  The same id for another message
+    s_message_t other;
+    s_message_init (&other, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "else");
+    memcpy (other.id, signal.id, KP_ID_SIZE);
+    s_submit_refused (police, &other, KP__WIRE__ERROR_CODE__ID_CONFLICT);
+
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&leerplicht);
+    zsock_destroy (&police);
+    zsock_destroy (&school);
+}
+
+Test (kp_server, malformed_and_multi_frame_input_is_refused_and_changes_nothing)
+{
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 0);
+    zstr_send (police, "this is not a protobuf command at all \xff\xff");
+    Kp__Wire__Command *error = s_expect (police, KP__WIRE__COMMAND__KIND_ERROR);
+    cr_assert_eq (error->error->code, KP__WIRE__ERROR_CODE__MALFORMED);
+    s_free (error);
+    zstr_sendm (police, "one");
+    zstr_send (police, "two");
+    error = s_expect (police, KP__WIRE__COMMAND__KIND_ERROR);
+    cr_assert_eq (error->error->code, KP__WIRE__ERROR_CODE__MALFORMED);
+    s_free (error);
+    //  Still a working session afterwards
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    s_submit_ok (police, &signal);
+    zsock_destroy (&police);
+}
+
+Test (kp_server, oversized_frame_is_refused)
+{
+    s_start ("limits\n    max-message = 8192\n");
+    zsock_t *police = s_session ("police-oost", 0);
+    size_t size = 8192 + 16;
+    uint8_t *big = (uint8_t *) calloc (1, size);
+    zsock_bsend (police, "b", big, size);
+    free (big);
+    //  Either libzmq drops the connection (over maxmsgsize with CURVE
+    //  overhead) or the broker answers TOO_LARGE; never a receipt
+    Kp__Wire__Command *reply = s_recv (police, S_SILENCE);
+    if (reply) {
+        cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_ERROR);
+        cr_assert_eq (reply->error->code, KP__WIRE__ERROR_CODE__TOO_LARGE);
+        s_free (reply);
+    }
+    zsock_destroy (&police);
+}
+
+Test (kp_server, commands_before_hello_are_refused)
+{
+    s_start (NULL);
+    zsock_t *police = s_connect ("police-oost");
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    Kp__Wire__Command *reply = s_submit (police, &signal);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_ERROR);
+    cr_assert_eq (reply->error->code, KP__WIRE__ERROR_CODE__UNEXPECTED);
+    cr_assert_arr_eq (reply->error->id.data, signal.id, KP_ID_SIZE);
+    s_free (reply);
+    zsock_destroy (&police);
+}
+
+Test (kp_server, duplicate_submit_gets_the_first_receipt)
+{
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 0);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    uint64_t seq = s_submit_ok (police, &signal);
+    Kp__Wire__Command *reply = s_submit (police, &signal);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_RECEIPT);
+    cr_assert_eq (reply->receipt->seq, seq);
+    cr_assert (reply->receipt->duplicate);
+    s_free (reply);
+    //  Delivered once
+    zsock_t *veilig_thuis = s_session ("vt-twente", 8);
+    Kp__Wire__Command *deliver = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    s_ack (veilig_thuis, deliver->deliver->seq);
+    s_free (deliver);
+    cr_assert_null (s_recv (veilig_thuis, 500));
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+}
+
+Test (kp_server, revoked_partner_is_refused_from_its_next_message)
+{
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 0);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    s_submit_ok (police, &signal);
+    zsock_t *veilig_thuis = s_session ("vt-twente", 0);
+
+    cr_assert_eq (kp_region_revoke (region->region, "vt-twente"), 0);
+    kill (region->pid, SIGHUP);
+    //  Poll: the broker refuses from the next message on
+    int64_t deadline = kp_mono_ms () + S_WAIT;
+    Kp__Wire__ErrorCode code = KP__WIRE__ERROR_CODE__OK;
+    while (kp_mono_ms () < deadline && code != KP__WIRE__ERROR_CODE__REVOKED) {
+        s_message_t message;
+        s_message_init (&message, KP__WIRE__MESSAGE_TYPE__REFERRAL, "municipality:GM0153", "r");
+        s_send (veilig_thuis, &message.command);
+        Kp__Wire__Command *reply = s_recv (veilig_thuis, 200);
+        if (reply && reply->kind_case == KP__WIRE__COMMAND__KIND_ERROR)
+            code = reply->error->code;
+        if (reply)
+            s_free (reply);
+    }
+    cr_assert_eq (code, KP__WIRE__ERROR_CODE__REVOKED);
+    //  It receives nothing more, not even with credit
+    Kp__Wire__Hello hello = KP__WIRE__HELLO__INIT;
+    hello.version = KP_PROTOCOL_VERSION;
+    hello.credit = 10;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_HELLO;
+    command.hello = &hello;
+    s_send (veilig_thuis, &command);
+    Kp__Wire__Command *reply = s_recv (veilig_thuis, S_SILENCE);
+    cr_assert (!reply || reply->kind_case == KP__WIRE__COMMAND__KIND_ERROR);
+    if (reply)
+        s_free (reply);
+    //  And a new signal for GM0153 has nowhere to go
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    s_submit_refused (police, &signal, KP__WIRE__ERROR_CODE__UNKNOWN_ADDRESS);
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+}
+
+Test (kp_server, credit_window_limits_deliveries_in_flight)
+{
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 0);
+    for (int index = 0; index < 5; index++) {
+        s_message_t signal;
+        s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+        s_submit_ok (police, &signal);
+    }
+    zsock_t *veilig_thuis = s_session ("vt-twente", 2);
+    Kp__Wire__Command *first = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    Kp__Wire__Command *second = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    cr_assert_lt (first->deliver->seq, second->deliver->seq);
+    cr_assert_null (s_recv (veilig_thuis, 500), "a third delivery beyond credit 2");
+    s_ack (veilig_thuis, first->deliver->seq);
+    Kp__Wire__Command *third = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    cr_assert_gt (third->deliver->seq, second->deliver->seq);
+    s_free (first);
+    s_free (second);
+    s_free (third);
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+}
+
+Test (kp_server, unacked_delivery_is_redelivered_after_the_ack_timeout)
+{
+    s_start ("delivery\n    ack-timeout = 500\n");
+    zsock_t *police = s_session ("police-oost", 0);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    uint64_t seq = s_submit_ok (police, &signal);
+    zsock_t *veilig_thuis = s_session ("vt-twente", 1);
+    Kp__Wire__Command *deliver = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    cr_assert_eq (deliver->deliver->attempt, 1);
+    s_free (deliver);
+    deliver = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    cr_assert_eq (deliver->deliver->seq, seq);
+    cr_assert_eq (deliver->deliver->attempt, 2);
+    s_ack (veilig_thuis, seq);
+    s_free (deliver);
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+}
+
+Test (kp_server, unacked_delivery_is_redelivered_to_a_new_connection)
+{
+    //  Heartbeat 200 ms: a silent session is gone after 600 ms
+    s_start ("server\n    heartbeat = 200\n");
+    zsock_t *police = s_session ("police-oost", 0);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    uint64_t seq = s_submit_ok (police, &signal);
+    zsock_t *veilig_thuis = s_session ("vt-twente", 1);
+    s_free (s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER));
+    zsock_destroy (&veilig_thuis);
+    veilig_thuis = s_session ("vt-twente", 1);
+    //  Keep the new session alive with pings while the old one times out
+    Kp__Wire__Command *deliver = NULL;
+    int64_t deadline = kp_mono_ms () + S_WAIT;
+    while (!deliver && kp_mono_ms () < deadline) {
+        Kp__Wire__Ping ping = KP__WIRE__PING__INIT;
+        Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+        command.kind_case = KP__WIRE__COMMAND__KIND_PING;
+        command.ping = &ping;
+        s_send (veilig_thuis, &command);
+        Kp__Wire__Command *reply = s_recv (veilig_thuis, 100);
+        if (reply && reply->kind_case == KP__WIRE__COMMAND__KIND_DELIVER)
+            deliver = reply;
+        else
+        if (reply)
+            s_free (reply);
+    }
+    cr_assert_not_null (deliver, "no redelivery to the new connection");
+    cr_assert_eq (deliver->deliver->seq, seq);
+    cr_assert_eq (deliver->deliver->attempt, 2);
+    s_free (deliver);
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+}
+
+Test (kp_server, message_expires_and_sender_is_told)
+{
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 1);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    signal.envelope.expires_at_ms = kp_now_ms () + 300;
+    s_submit_ok (police, &signal);
+    Kp__Wire__Command *status = s_expect (police, KP__WIRE__COMMAND__KIND_STATUS);
+    cr_assert_eq (status->status->status, KP__WIRE__STATUS_KIND__EXPIRED_UNDELIVERED);
+    cr_assert_arr_eq (status->status->id.data, signal.id, KP_ID_SIZE);
+    s_ack (police, status->status->seq);
+    s_free (status);
+    //  Nothing reaches the recipient after expiry
+    zsock_t *veilig_thuis = s_session ("vt-twente", 4);
+    cr_assert_null (s_recv (veilig_thuis, 500));
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+}
+
+//  Submit count signals for GM0153 from the police; returns their seqs
+static void
+s_submit_signals (int count, uint64_t *seqs)
+{
+    zsock_t *police = s_session ("police-oost", 0);
+    for (int index = 0; index < count; index++) {
+        s_message_t signal;
+        s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153",
+                        "queued while veilig thuis was offline");
+        seqs [index] = s_submit_ok (police, &signal);
+    }
+    zsock_destroy (&police);
+}
+
+//  Receive count deliveries in order and ack each
+static void
+s_receive_all (int count, const uint64_t *seqs)
+{
+    zsock_t *veilig_thuis = s_session ("vt-twente", 16);
+    for (int index = 0; index < count; index++) {
+        Kp__Wire__Command *deliver = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+        cr_assert_eq (deliver->deliver->seq, seqs [index], "message %d out of order", index);
+        s_ack (veilig_thuis, deliver->deliver->seq);
+        s_free (deliver);
+    }
+    cr_assert_null (s_recv (veilig_thuis, 300), "more than was sent");
+    zsock_destroy (&veilig_thuis);
+}
+
+Test (kp_server, queued_messages_survive_a_restart)
+{
+    s_start (NULL);
+    uint64_t seqs [40];
+    s_submit_signals (40, seqs);
+    int status = kp_test_broker_stop (region, SIGTERM);
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    s_start (NULL);
+    s_receive_all (40, seqs);
+}
+
+Test (kp_server, receipted_messages_survive_kill_9)
+{
+    s_start (NULL);
+    uint64_t seqs [40];
+    s_submit_signals (40, seqs);
+    kp_test_broker_stop (region, SIGKILL);
+    s_start (NULL);
+    s_receive_all (40, seqs);
+    //  Acks were logged: after another crash nothing comes back
+    kp_test_broker_stop (region, SIGKILL);
+    s_start (NULL);
+    zsock_t *veilig_thuis = s_session ("vt-twente", 16);
+    cr_assert_null (s_recv (veilig_thuis, 500));
+    zsock_destroy (&veilig_thuis);
+}
+
+Test (kp_server, torn_tail_is_cut_and_mid_log_damage_stops_the_start)
+{
+    s_start (NULL);
+    uint64_t seqs [3];
+    s_submit_signals (3, seqs);
+    kp_test_broker_stop (region, SIGKILL);
+    //  A torn record at the end, as a power cut could leave
+    char *segment = NULL;
+    char *log_dir = zsys_sprintf ("%s/log", region->data);
+    DIR *dir = opendir (log_dir);
+    struct dirent *entry;
+    while ((entry = readdir (dir)))
+        if (entry->d_name [0] != '.' && !segment)
+            segment = zsys_sprintf ("%s/%s", log_dir, entry->d_name);
+    closedir (dir);
+    cr_assert_not_null (segment);
+    FILE *file = fopen (segment, "ab");
+    fwrite ("\x40\x00\x00\x00\x12\x34", 1, 6, file);
+    fclose (file);
+    s_start (NULL);
+    s_receive_all (3, seqs);
+    kp_test_broker_stop (region, SIGTERM);
+
+    //  A flipped byte in the middle: refuse to start, name file and offset
+    file = fopen (segment, "r+b");
+    fseek (file, 200, SEEK_SET);
+    int byte = fgetc (file);
+    fseek (file, 200, SEEK_SET);
+    fputc (byte ^ 0x55, file);
+    fclose (file);
+    cr_assert_neq (kp_test_broker_start (region, NULL), 0, "started on a damaged log");
+    char *log_path = zsys_sprintf ("%s/broker.log", region->dir);
+    char *out = NULL;
+    char *command = zsys_sprintf ("cat %s", log_path);
+    kp_test_run (command, 2000, &out, NULL);
+    cr_assert_not_null (strstr (out, segment), "the error must name the file");
+    cr_assert_not_null (strstr (out, "offset"), "the error must name the offset");
+    free (out);
+    free (command);
+    free (log_path);
+    free (segment);
+    free (log_dir);
+}
+
+Test (kp_server, bad_config_stops_the_start_with_exit_1)
+{
+    char *path = zsys_sprintf ("%s/bad.cfg", region->dir);
+    FILE *file = fopen (path, "w");
+    fprintf (file, "security\n    mechanism = plain\n");
+    fclose (file);
+    char *program = kp_test_program ("broker/ketenpostd");
+    char *command = zsys_sprintf ("%s --config %s", program, path);
+    char *err = NULL;
+    cr_assert_eq (kp_test_run (command, 5000, NULL, &err), 1);
+    cr_assert_gt (strlen (err), 0);
+    free (err);
+    free (command);
+    command = zsys_sprintf ("%s --no-such-flag", program);
+    cr_assert_eq (kp_test_run (command, 5000, NULL, NULL), 2);
+    free (command);
+    free (program);
+    free (path);
+}

@@ -1,1 +1,110 @@
+/*  =========================================================================
+    test_kp_util - command framing limits, hex, UTF-8, enum names
+
+    Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
+    =========================================================================
+*/
 #include <criterion/criterion.h>
+#include "kp_util.h"
+
+TestSuite (kp_util);
+
+Test (kp_util, hex_round_trip_and_refusals)
+{
+    uint8_t data [4] = { 0x00, 0xab, 0x7f, 0xff };
+    char *text = kp_hex_encode (data, 4);
+    cr_assert_str_eq (text, "00ab7fff");
+    uint8_t back [4];
+    cr_assert_eq (kp_hex_decode (text, back, 4), 0);
+    cr_assert_arr_eq (back, data, 4);
+    cr_assert_eq (kp_hex_decode ("00AB7FFF", back, 4), 0);
+    cr_assert_eq (kp_hex_decode ("00ab7ff", back, 4), -1);
+    cr_assert_eq (kp_hex_decode ("00ab7fgf", back, 4), -1);
+    cr_assert_eq (kp_hex_decode (NULL, back, 4), -1);
+    free (text);
+}
+
+//  Pack a Submit whose envelope recipient is the given bytes
+static zframe_t *
+s_submit_frame (const char *recipient)
+{
+    Kp__Wire__Envelope envelope = KP__WIRE__ENVELOPE__INIT;
+    envelope.recipient = (char *) recipient;
+    Kp__Wire__Submit submit = KP__WIRE__SUBMIT__INIT;
+    submit.envelope = &envelope;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_SUBMIT;
+    command.submit = &submit;
+    return kp_command_pack (&command);
+}
+
+Test (kp_util, unpack_accepts_a_good_command)
+{
+    zframe_t *frame = s_submit_frame ("municipality:GM0153");
+    Kp__Wire__Command *command = kp_command_unpack (zframe_data (frame),
+                                                    zframe_size (frame), 1024);
+    cr_assert_not_null (command);
+    cr_assert_str_eq (command->submit->envelope->recipient, "municipality:GM0153");
+    kp__wire__command__free_unpacked (command, NULL);
+    zframe_destroy (&frame);
+}
+
+Test (kp_util, unpack_refuses_oversize_garbage_nul_and_bad_utf8)
+{
+    zframe_t *frame = s_submit_frame ("municipality:GM0153");
+    cr_assert_null (kp_command_unpack (zframe_data (frame), zframe_size (frame),
+                                       zframe_size (frame) - 1));
+    zframe_destroy (&frame);
+
+    uint8_t garbage [] = { 0xff, 0xff, 0xff, 0xff, 0x0f };
+    cr_assert_null (kp_command_unpack (garbage, sizeof garbage, 1024));
+
+    //  "orgA\0orgB": protobuf-c would cut it at the NUL
+    frame = s_submit_frame ("orgA");
+    uint8_t *data = zframe_data (frame);
+    size_t size = zframe_size (frame);
+    uint8_t *with_nul = (uint8_t *) malloc (size);
+    memcpy (with_nul, data, size);
+    for (size_t index = 0; index + 4 <= size; index++)
+        if (memcmp (with_nul + index, "orgA", 4) == 0)
+            with_nul [index + 3] = 0;
+    cr_assert_null (kp_command_unpack (with_nul, size, 1024));
+    free (with_nul);
+    zframe_destroy (&frame);
+
+    frame = s_submit_frame ("caf\xc3\x28");
+    cr_assert_null (kp_command_unpack (zframe_data (frame), zframe_size (frame), 1024));
+    zframe_destroy (&frame);
+    frame = s_submit_frame ("\xed\xa0\x80");       //  a UTF-16 surrogate
+    cr_assert_null (kp_command_unpack (zframe_data (frame), zframe_size (frame), 1024));
+    zframe_destroy (&frame);
+    frame = s_submit_frame ("caf\xc3\xa9 \xf0\x9f\x98\x80");
+    Kp__Wire__Command *command = kp_command_unpack (zframe_data (frame),
+                                                    zframe_size (frame), 1024);
+    cr_assert_not_null (command);
+    kp__wire__command__free_unpacked (command, NULL);
+    zframe_destroy (&frame);
+}
+
+Test (kp_util, unpack_refuses_an_empty_command)
+{
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    zframe_t *frame = kp_command_pack (&command);
+    cr_assert_null (kp_command_unpack (zframe_data (frame), zframe_size (frame), 1024));
+    zframe_destroy (&frame);
+}
+
+Test (kp_util, enum_names_round_trip)
+{
+    cr_assert_str_eq (kp_type_name (KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION),
+                      "school_notification");
+    cr_assert_eq (kp_type_from_name ("school_notification"),
+                  KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION);
+    cr_assert_eq (kp_role_from_name ("veilig_thuis"), KP__WIRE__ROLE__VEILIG_THUIS);
+    cr_assert_eq (kp_role_from_name ("mayor"), KP__WIRE__ROLE__ROLE_UNSPECIFIED);
+    cr_assert_str_eq (kp_role_name (KP__WIRE__ROLE__LEERPLICHT), "leerplicht");
+    cr_assert_null (kp_type_name ((Kp__Wire__MessageType) 99));
+    cr_assert_str_eq (kp_error_name (KP__WIRE__ERROR_CODE__FORBIDDEN), "FORBIDDEN");
+    cr_assert_str_eq (kp_status_name (KP__WIRE__STATUS_KIND__DELIVERED), "DELIVERED");
+    cr_assert_str_eq (kp_event_name (KP__WIRE__EVENT_KIND__ACCEPTED), "ACCEPTED");
+}
