@@ -12,6 +12,8 @@
     every record appended so far durable with one fdatasync (group commit).
     On open, a torn last record is cut (if allowed); a bad record anywhere
     else makes open fail with a message naming the file and offset.
+    Positions survive close and reopen (segments are never removed), so
+    they may be stored in records, as body_pos is.
     Owned by one thread; not thread-safe.
 @end
 */
@@ -51,6 +53,8 @@ void
 //  Sets *seq_p to its sequence number and *pos_p to its position. Not durable
 //  until kp_log_sync returns 0. Returns -1 on a write error: the log cut
 //  itself back to the last whole record and refuses further appends.
+//  A record over KP_LOG_MAX_RECORD is refused (-1, logged) without entering
+//  that state; size 0 is a programming error and asserts.
 #define KP_LOG_MAX_RECORD (64u * 1024 * 1024)
 int
     kp_log_append (kp_log_t *self, const void *data, size_t size,
@@ -71,6 +75,8 @@ const uint8_t *
 
 //  Visit every record from the first, in order. Returns 0, or -1 if the
 //  visitor stopped it or a read failed.
+//  The data passed to the visitor is valid during the call only; the
+//  visitor may call kp_log_read, but not kp_log_replay.
 int
     kp_log_replay (kp_log_t *self, kp_log_visit_fn *visit, void *arg);
 

@@ -1,1 +1,1027 @@
-/* placeholder, being written */
+/*  =========================================================================
+    kp_region - make a region directory and register, list, revoke partners
+
+    Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
+    =========================================================================
+@header
+    The writing side of the registry (see kp_region.h for the layout). Used
+    by kp-keys and by tests; stateless, one call per operation. Writers of
+    one region are serialised with flock on the region directory.
+@discuss
+    Every file is written as a dotfile temp in its final directory, fsynced,
+    renamed into place without replacing (RENAME_NOREPLACE, or link where
+    the file system lacks it), and the directory is fsynced. The registry
+    skips dotfiles, so a crash leaves at worst a stale temp file.
+
+    The order of the writes is the crash story:
+    init    builds the whole region in a temp directory beside it and renames
+            it into place last, so a region is either complete or absent.
+    add     writes secrets/ID_secret first and partners/ID last: partners/ID
+            is the commit point. A crash between leaves an unused secret,
+            which a new add of that id reports.
+    revoke  writes revoked/ID (the cert plus metadata revoked) and fsyncs
+            revoked/ before it removes partners/ID. A crash between leaves the
+            id in both, which the registry reads as revoked and a new revoke
+            finishes. The partner is never in neither.
+
+    Secret keys are generated with libsodium into stack buffers, which are
+    wiped, as are the zcert's own copies before it is destroyed. zcert and
+    zconfig also copy the secret text into heap buffers of their own, which
+    they free without wiping; kp-keys is a short-lived process.
+@end
+*/
+#include "kp_region.h"
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sodium.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define S_ID_MAX 64                 //  longest partner id
+#define S_NAME_MAX 256              //  longest organisation name, bytes
+#define S_ADDRESSES_MAX 400         //  more than the municipalities of NL
+#define S_CERT_MAX 65536            //  largest cert we read back, bytes
+
+
+//  --------------------------------------------------------------------------
+//  Validation of partner fields: the same rules as kp_registry.c, which
+//  refuses to load what these would refuse to write; change both together.
+
+//  True if id is [a-z0-9-]{1,64} starting with a letter or digit
+static bool
+s_id_valid (const char *id)
+{
+    size_t length = strlen (id);
+    if (length == 0 || length > S_ID_MAX || id [0] == '-')
+        return false;
+    for (size_t index = 0; index < length; index++) {
+        char c = id [index];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+//  True if name is 1..256 bytes of UTF-8 without control characters or
+//  double quotes (ZPL cannot carry a double quote inside a value)
+static bool
+s_name_valid (const char *name)
+{
+    const uint8_t *cursor = (const uint8_t *) name;
+    size_t length = strlen (name);
+    if (length == 0 || length > S_NAME_MAX)
+        return false;
+    while (*cursor) {
+        uint8_t lead = *cursor;
+        size_t extra = 0;
+        uint32_t point = lead;
+        if (lead < 0x20 || lead == 0x7F || lead == '"')
+            return false;
+        if (lead < 0x80) {
+            cursor++;
+            continue;
+        }
+        if ((lead & 0xE0) == 0xC0) {
+            extra = 1;
+            point = lead & 0x1F;
+        }
+        else if ((lead & 0xF0) == 0xE0) {
+            extra = 2;
+            point = lead & 0x0F;
+        }
+        else if ((lead & 0xF8) == 0xF0) {
+            extra = 3;
+            point = lead & 0x07;
+        }
+        else
+            return false;
+        for (size_t index = 1; index <= extra; index++) {
+            if ((cursor [index] & 0xC0) != 0x80)
+                return false;
+            point = (point << 6) | (cursor [index] & 0x3F);
+        }
+        if ((extra == 1 && point < 0x80)
+        ||  (extra == 2 && point < 0x800)
+        ||  (extra == 3 && (point < 0x10000 || point > 0x10FFFF))
+        ||  (point >= 0xD800 && point <= 0xDFFF)
+        ||  (point >= 0x80 && point < 0xA0))
+            return false;
+        cursor += extra + 1;
+    }
+    return true;
+}
+
+//  True if address is a CBS municipality code, GM + 4 digits
+static bool
+s_municipality_valid (const char *address)
+{
+    if (strlen (address) != 6 || address [0] != 'G' || address [1] != 'M')
+        return false;
+    for (size_t index = 2; index < 6; index++)
+        if (address [index] < '0' || address [index] > '9')
+            return false;
+    return true;
+}
+
+//  True if address is a school code, 2 digits + 2 capitals + 2 digits
+static bool
+s_school_valid (const char *address)
+{
+    if (strlen (address) != 6)
+        return false;
+    for (size_t index = 0; index < 6; index++) {
+        char c = address [index];
+        bool letter = index == 2 || index == 3;
+        if (letter && (c < 'A' || c > 'Z'))
+            return false;
+        if (!letter && (c < '0' || c > '9'))
+            return false;
+    }
+    return true;
+}
+
+//  Check a partner's fields against the region's rules. Returns NULL if
+//  they hold, else what is wrong (a static string).
+static const char *
+s_partner_check (const char *id, Kp__Wire__Role role, const char *name,
+                 const char *const *addresses, size_t address_count, bool covenant)
+{
+    if (!s_id_valid (id))
+        return "bad id (want [a-z0-9-]{1,64}, starting with a letter or digit)";
+    if (!kp_role_name (role))
+        return "bad role";
+    if (!s_name_valid (name))
+        return "bad name (1-256 bytes of UTF-8, no control characters or '\"')";
+    if (address_count > S_ADDRESSES_MAX)
+        return "too many addresses";
+    for (size_t index = 0; index < address_count; index++) {
+        if (!kp_address_valid (addresses [index]))
+            return "bad address (want GM + 4 digits, or a school code like 12AB00)";
+        for (size_t other = 0; other < index; other++)
+            if (streq (addresses [index], addresses [other]))
+                return "address listed twice";
+    }
+    if (role == KP__WIRE__ROLE__SCHOOL) {
+        if (address_count != 1 || !s_school_valid (addresses [0]))
+            return "a school needs exactly one school-code address";
+    }
+    else {
+        for (size_t index = 0; index < address_count; index++)
+            if (!s_municipality_valid (addresses [index]))
+                return "only a school has a school-code address";
+    }
+    if ((role == KP__WIRE__ROLE__VEILIG_THUIS || role == KP__WIRE__ROLE__LOCAL_TEAM
+    ||   role == KP__WIRE__ROLE__LEERPLICHT) && address_count == 0)
+        return "this role needs at least one municipality address";
+    if (role == KP__WIRE__ROLE__AUDITOR && address_count > 0)
+        return "an auditor serves no addresses";
+    if (covenant && role != KP__WIRE__ROLE__SCHOOL)
+        return "only a school can be a covenant member";
+    return NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Durable file writing
+
+//  Current UTC time as ISO 8601, e.g. 2026-11-22T10:53:18Z
+static void
+s_time_iso (char *buffer, size_t size)
+{
+    time_t now = time (NULL);
+    struct tm parts;
+    gmtime_r (&now, &parts);
+    strftime (buffer, size, "%Y-%m-%dT%H:%M:%SZ", &parts);
+}
+
+//  fsync a directory, so the entries made or removed in it are durable
+static int
+s_dir_sync (const char *path)
+{
+    int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync (fd)) {
+        int err = errno;
+        zsys_error ("kp_region: cannot sync dir path=%s error=%s", path, strerror (err));
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    close (fd);
+    return 0;
+}
+
+//  Rename from to to, failing with EEXIST rather than replace anything
+static int
+s_rename_new (const char *from, const char *to)
+{
+    if (renameat2 (AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return -1;
+    //  File systems without RENAME_NOREPLACE: link refuses an existing
+    //  target just as atomically
+    if (link (from, to))
+        return -1;
+    unlink (from);
+    return 0;
+}
+
+//  Create a new temp file (mode 0600) for dir/name; sets *temp_path_p to
+//  its path (caller frees). Returns the open fd, or -1 after a zsys_error.
+static int
+s_temp_new (const char *dir, const char *name, char **temp_path_p)
+{
+    char *temp_path = zsys_sprintf ("%s/.%s.tmp-XXXXXX", dir, name);
+    assert (temp_path);
+    int fd = mkostemp (temp_path, O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        zsys_error ("kp_region: cannot create file dir=%s error=%s", dir, strerror (err));
+        free (temp_path);
+        return -1;
+    }
+    *temp_path_p = temp_path;
+    return fd;
+}
+
+//  Write all of data to fd, over short writes and EINTR
+static int
+s_write_all (int fd, const void *data, size_t size)
+{
+    const uint8_t *cursor = (const uint8_t *) data;
+    while (size > 0) {
+        ssize_t count = write (fd, cursor, size);
+        if (count < 0 && errno == EINTR)
+            continue;
+        if (count <= 0)
+            return -1;
+        cursor += count;
+        size -= (size_t) count;
+    }
+    return 0;
+}
+
+//  True if the file open as fd holds text1 and (if not NULL) text2: proof
+//  that a write through stdio, which does not report a short write, got to
+//  the end. The copy read is wiped.
+static bool
+s_file_holds (int fd, const char *text1, const char *text2)
+{
+    struct stat status;
+    if (fstat (fd, &status) || status.st_size <= 0 || status.st_size > S_CERT_MAX)
+        return false;
+    size_t size = (size_t) status.st_size;
+    char *content = (char *) malloc (size);
+    assert (content);
+    bool holds = false;
+    size_t done = 0;
+    while (done < size) {
+        ssize_t count = pread (fd, content + done, size - done, (off_t) done);
+        if (count < 0 && errno == EINTR)
+            continue;
+        if (count <= 0)
+            break;
+        done += (size_t) count;
+    }
+    if (done == size)
+        holds = memmem (content, size, text1, strlen (text1))
+             && (!text2 || memmem (content, size, text2, strlen (text2)));
+    sodium_memzero (content, size);
+    free (content);
+    return holds;
+}
+
+//  Make a written temp file final: set mode, fsync, close, rename it to
+//  dir/name without replacing, fsync dir. Closes fd. On failure removes
+//  the temp file (and the final one if only the dir sync failed).
+static int
+s_file_publish (int fd, const char *temp_path, const char *dir, const char *name,
+                mode_t mode)
+{
+    int rc = -1;
+    bool renamed = false;
+    char *path = zsys_sprintf ("%s/%s", dir, name);
+    assert (path);
+    struct stat status;
+    //  mkostemp made the file 0600; set the mode wanted, then verify it
+    if (fchmod (fd, mode) || fstat (fd, &status)) {
+        int err = errno;
+        zsys_error ("kp_region: cannot set mode path=%s error=%s", path, strerror (err));
+        goto cleanup;
+    }
+    if ((status.st_mode & 07777) != mode) {
+        zsys_error ("kp_region: wrong mode path=%s mode=%o", path,
+                    (unsigned) (status.st_mode & 07777));
+        goto cleanup;
+    }
+    if (fsync (fd)) {
+        int err = errno;
+        zsys_error ("kp_region: cannot sync path=%s error=%s", path, strerror (err));
+        goto cleanup;
+    }
+    int closed = close (fd);
+    int close_err = errno;
+    fd = -1;
+    if (closed) {
+        zsys_error ("kp_region: cannot close path=%s error=%s", path,
+                    strerror (close_err));
+        goto cleanup;
+    }
+    if (s_rename_new (temp_path, path)) {
+        int err = errno;
+        if (err == EEXIST)
+            zsys_error ("kp_region: exists, not overwritten path=%s", path);
+        else
+            zsys_error ("kp_region: cannot rename path=%s error=%s", path,
+                        strerror (err));
+        goto cleanup;
+    }
+    renamed = true;
+    if (s_dir_sync (dir)) {
+        unlink (path);
+        goto cleanup;
+    }
+    rc = 0;
+
+cleanup:
+    if (fd >= 0)
+        close (fd);
+    if (!renamed)
+        unlink (temp_path);
+    free (path);
+    return rc;
+}
+
+//  Write a new file dir/name holding size bytes of data, with mode
+static int
+s_data_write (const char *dir, const char *name, const void *data, size_t size,
+              mode_t mode)
+{
+    char *temp_path = NULL;
+    int fd = s_temp_new (dir, name, &temp_path);
+    if (fd < 0)
+        return -1;
+    if (s_write_all (fd, data, size)) {
+        int err = errno;
+        zsys_error ("kp_region: cannot write dir=%s file=%s error=%s", dir, name,
+                    strerror (err));
+        close (fd);
+        unlink (temp_path);
+        free (temp_path);
+        return -1;
+    }
+    int rc = s_file_publish (fd, temp_path, dir, name, mode);
+    free (temp_path);
+    return rc;
+}
+
+//  Write cert as a new file dir/name: its public cert, or with secret its
+//  secret cert (mode 0600)
+static int
+s_cert_write (const char *dir, const char *name, zcert_t *cert, bool secret)
+{
+    char *temp_path = NULL;
+    int fd = s_temp_new (dir, name, &temp_path);
+    if (fd < 0)
+        return -1;
+    //  zcert writes the path through stdio: the same inode as fd
+    int rc = secret? zcert_save_secret (cert, temp_path)
+                   : zcert_save_public (cert, temp_path);
+    if (rc || !s_file_holds (fd, zcert_public_txt (cert),
+                             secret? zcert_secret_txt (cert): NULL)) {
+        zsys_error ("kp_region: cannot write cert dir=%s file=%s", dir, name);
+        close (fd);
+        unlink (temp_path);
+        free (temp_path);
+        return -1;
+    }
+    rc = s_file_publish (fd, temp_path, dir, name, secret? 0600: 0644);
+    free (temp_path);
+    return rc;
+}
+
+//  New cert from a fresh CURVE keypair (or public_bin with no secret, if
+//  not NULL); the stack copy of the secret is wiped
+static zcert_t *
+s_cert_new (const uint8_t *public_bin)
+{
+    uint8_t public_key [crypto_box_PUBLICKEYBYTES];
+    uint8_t secret_key [crypto_box_SECRETKEYBYTES] = { 0 };
+    if (public_bin)
+        memcpy (public_key, public_bin, sizeof public_key);
+    else
+        crypto_box_keypair (public_key, secret_key);
+    zcert_t *cert = zcert_new_from (public_key, secret_key);
+    sodium_memzero (secret_key, sizeof secret_key);
+    assert (cert);
+    return cert;
+}
+
+//  Wipe the secret key held in a zcert, then destroy it
+static void
+s_cert_destroy (zcert_t **cert_p)
+{
+    assert (cert_p);
+    if (*cert_p) {
+        //  The accessors return const pointers into the zcert's own heap
+        //  object, which is writable: wipe its binary and text secret key
+        sodium_memzero ((byte *) zcert_secret_key (*cert_p), 32);
+        sodium_memzero ((char *) zcert_secret_txt (*cert_p), KP_KEY_TEXT);
+        zcert_destroy (cert_p);
+    }
+}
+
+static int
+s_remove_entry (const char *path, const struct stat *status, int flag, struct FTW *walk)
+{
+    (void) status;
+    (void) flag;
+    (void) walk;
+    return remove (path);
+}
+
+//  Take the region's writer lock: flock on the directory itself, so two
+//  kp-keys runs cannot both pass the duplicate checks. Returns the fd to
+//  close, or -1 after a zsys_error.
+static int
+s_region_lock (const char *region_dir)
+{
+    int fd = open (region_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || flock (fd, LOCK_EX)) {
+        zsys_error ("kp_region: cannot lock region path=%s error=%s", region_dir,
+                    strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    return fd;
+}
+
+//  True if path exists (as anything)
+static bool
+s_exists (const char *path)
+{
+    struct stat status;
+    return lstat (path, &status) == 0;
+}
+
+//  True if path is a directory with no entries
+static bool
+s_dir_empty (const char *path)
+{
+    DIR *dir = opendir (path);
+    if (!dir)
+        return false;
+    bool empty = true;
+    struct dirent *entry;
+    while (empty && (entry = readdir (dir)))
+        if (!streq (entry->d_name, ".") && !streq (entry->d_name, ".."))
+            empty = false;
+    closedir (dir);
+    return empty;
+}
+
+//  Make directory parent/name with exactly mode (whatever the umask)
+static int
+s_dir_make (const char *parent, const char *name, mode_t mode)
+{
+    char *path = zsys_sprintf ("%s/%s", parent, name);
+    assert (path);
+    int rc = 0;
+    if (mkdir (path, mode) || chmod (path, mode)) {
+        int err = errno;
+        zsys_error ("kp_region: cannot make dir path=%s error=%s", path, strerror (err));
+        rc = -1;
+    }
+    free (path);
+    return rc;
+}
+
+//  Write the broker's CURVE cert pair into dir
+static int
+s_broker_write (const char *dir, const char *name, const char *created, char *key_prefix)
+{
+    zcert_t *cert = s_cert_new (NULL);
+    zcert_set_meta (cert, "name", "%s", name);
+    zcert_set_meta (cert, "created", "%s", created);
+    int rc = s_cert_write (dir, "broker_secret", cert, true);
+    if (rc == 0)
+        rc = s_cert_write (dir, "broker", cert, false);
+    memcpy (key_prefix, zcert_public_txt (cert), 8);
+    key_prefix [8] = 0;
+    s_cert_destroy (&cert);
+    return rc;
+}
+
+//  Write the Ed25519 checkpoint keypair into dir, as hex lines
+static int
+s_checkpoint_write (const char *dir)
+{
+    uint8_t public_key [crypto_sign_PUBLICKEYBYTES];
+    uint8_t secret_key [crypto_sign_SECRETKEYBYTES];
+    char public_hex [crypto_sign_PUBLICKEYBYTES * 2 + 2];
+    char secret_hex [crypto_sign_SECRETKEYBYTES * 2 + 2];
+    crypto_sign_keypair (public_key, secret_key);
+    sodium_bin2hex (public_hex, sizeof public_hex, public_key, sizeof public_key);
+    sodium_bin2hex (secret_hex, sizeof secret_hex, secret_key, sizeof secret_key);
+    sodium_memzero (secret_key, sizeof secret_key);
+    size_t public_length = strlen (public_hex);
+    size_t secret_length = strlen (secret_hex);
+    public_hex [public_length++] = '\n';
+    secret_hex [secret_length++] = '\n';
+    int rc = s_data_write (dir, "checkpoint_secret", secret_hex, secret_length, 0600);
+    sodium_memzero (secret_hex, sizeof secret_hex);
+    if (rc == 0)
+        rc = s_data_write (dir, "checkpoint.pub", public_hex, public_length, 0644);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Create region_dir (absent or empty) with the broker cert, the checkpoint
+//  key and the partners/, revoked/ and secrets/ dirs. 0 or -1.
+
+int
+kp_region_init (const char *region_dir, const char *name)
+{
+    assert (region_dir);
+    assert (name);
+    int rc = -1;
+    char *region = strdup (region_dir);
+    assert (region);
+    char *parent = NULL;
+    char *temp_dir = NULL;
+    char key_prefix [9] = "";
+
+    if (!s_name_valid (name)) {
+        zsys_error ("kp_region: bad broker name (1-256 bytes of UTF-8, "
+                    "no control characters or '\"')");
+        goto cleanup;
+    }
+    if (sodium_init () < 0) {
+        zsys_error ("kp_region: libsodium does not start");
+        goto cleanup;
+    }
+    size_t length = strlen (region);
+    while (length > 1 && region [length - 1] == '/')
+        region [--length] = 0;
+    if (s_exists (region) && !s_dir_empty (region)) {
+        zsys_error ("kp_region: region exists and is not an empty dir path=%s", region);
+        goto cleanup;
+    }
+    //  Build the region in a temp dir beside it and rename it into place
+    //  last: a crash leaves no half region behind (only a dot dir)
+    char *slash = strrchr (region, '/');
+    const char *base = slash? slash + 1: region;
+    if (!slash)
+        parent = strdup (".");
+    else
+    if (slash == region)
+        parent = strdup ("/");
+    else
+        parent = strndup (region, (size_t) (slash - region));
+    assert (parent);
+    if (*base == 0 || streq (base, ".") || streq (base, "..")) {
+        zsys_error ("kp_region: region must name a new dir path=%s", region);
+        goto cleanup;
+    }
+    temp_dir = zsys_sprintf ("%s/.%s.tmp-XXXXXX", parent, base);
+    assert (temp_dir);
+    if (!mkdtemp (temp_dir)) {
+        zsys_error ("kp_region: cannot make dir in parent=%s error=%s", parent,
+                    strerror (errno));
+        zstr_free (&temp_dir);
+        goto cleanup;
+    }
+    char created [32];
+    s_time_iso (created, sizeof created);
+    if (s_dir_make (temp_dir, "partners", 0755)
+    ||  s_dir_make (temp_dir, "revoked", 0755)
+    ||  s_dir_make (temp_dir, "secrets", 0700)
+    ||  s_broker_write (temp_dir, name, created, key_prefix)
+    ||  s_checkpoint_write (temp_dir))
+        goto cleanup;
+    if (chmod (temp_dir, 0755) || s_dir_sync (temp_dir))
+        goto cleanup;
+    //  rename() replaces an empty directory, and only an empty one
+    if (rename (temp_dir, region)) {
+        zsys_error ("kp_region: cannot create region path=%s error=%s", region,
+                    strerror (errno));
+        goto cleanup;
+    }
+    zstr_free (&temp_dir);
+    if (s_dir_sync (parent))
+        goto cleanup;
+    zsys_notice ("kp_region: region created path=%s broker=%s key=%s", region, name,
+                 key_prefix);
+    rc = 0;
+
+cleanup:
+    if (temp_dir)
+        nftw (temp_dir, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free (temp_dir);
+    free (parent);
+    free (region);
+    return rc;
+}
+
+//  Parse the ZPL file at path; NULL if it cannot be read, is larger than
+//  64 KiB, holds a NUL byte or is not ZPL. (zconfig_load leaks on a parse
+//  error.) The text read is wiped: it may be a secret cert.
+static zconfig_t *
+s_zpl_load (const char *path)
+{
+    zconfig_t *root = NULL;
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    struct stat status;
+    if (fd < 0)
+        return NULL;
+    if (fstat (fd, &status) == 0 && S_ISREG (status.st_mode)
+    &&  status.st_size <= S_CERT_MAX) {
+        size_t size = (size_t) status.st_size;
+        char *text = (char *) malloc (size + 1);
+        assert (text);
+        size_t done = 0;
+        while (done < size) {
+            ssize_t count = read (fd, text + done, size - done);
+            if (count < 0 && errno == EINTR)
+                continue;
+            if (count <= 0)
+                break;
+            done += (size_t) count;
+        }
+        text [done] = 0;
+        if (done == size && strlen (text) == size)
+            root = zconfig_str_load (text);
+        sodium_memzero (text, size);
+        free (text);
+    }
+    close (fd);
+    return root;
+}
+
+//  The public key of a cert file (ZPL), or NULL; caller frees
+static char *
+s_cert_public_key (const char *path)
+{
+    zconfig_t *root = s_zpl_load (path);
+    if (!root)
+        return NULL;
+    const char *key = zconfig_get (root, "curve/public-key", NULL);
+    char *copy = key && strlen (key) == KP_KEY_TEXT? strdup (key): NULL;
+    zconfig_destroy (&root);
+    return copy;
+}
+
+//  Which revoked partner holds public_key: a new string (caller frees) or
+//  NULL if none. Sets *failed_p after a zsys_error if revoked/ is unreadable.
+static char *
+s_revoked_holder (const char *revoked_dir, const char *public_key, bool *failed_p)
+{
+    *failed_p = false;
+    char *holder = NULL;
+    DIR *dir = opendir (revoked_dir);
+    if (!dir) {
+        if (errno == ENOENT)
+            return NULL;
+        zsys_error ("kp_region: cannot read dir path=%s error=%s", revoked_dir,
+                    strerror (errno));
+        *failed_p = true;
+        return NULL;
+    }
+    struct dirent *entry;
+    while (!holder && !*failed_p && (entry = readdir (dir))) {
+        if (entry->d_name [0] == '.')
+            continue;
+        char *path = zsys_sprintf ("%s/%s", revoked_dir, entry->d_name);
+        assert (path);
+        char *key = s_cert_public_key (path);
+        if (!key) {
+            zsys_error ("kp_region: bad revoked cert path=%s", path);
+            *failed_p = true;
+        }
+        else
+        if (sodium_memcmp (key, public_key, KP_KEY_TEXT) == 0)
+            holder = strdup (entry->d_name);
+        free (key);
+        free (path);
+    }
+    closedir (dir);
+    return holder;
+}
+
+//  True if text is a canonical 40-character Z85 key; decodes it into key
+static bool
+s_key_text_valid (const char *text, uint8_t *key)
+{
+    if (strnlen (text, KP_KEY_TEXT + 1) != KP_KEY_TEXT || !zmq_z85_decode (key, text))
+        return false;
+    char check [KP_KEY_TEXT + 1];
+    zmq_z85_encode (check, key, 32);
+    return streq (check, text);
+}
+
+//  Addresses joined with commas; caller frees
+static char *
+s_addresses_join (const char *const *addresses, size_t count)
+{
+    size_t size = 1;
+    for (size_t index = 0; index < count; index++)
+        size += strlen (addresses [index]) + 1;
+    char *text = (char *) zmalloc (size);
+    assert (text);
+    for (size_t index = 0; index < count; index++) {
+        if (index)
+            strcat (text, ",");
+        strcat (text, addresses [index]);
+    }
+    return text;
+}
+
+//  --------------------------------------------------------------------------
+//  Register a partner: public cert partners/ID and, unless public_key is
+//  given, a new keypair's secret cert secrets/ID_secret. 0 or -1.
+
+int
+kp_region_add (const char *region_dir, const char *id, Kp__Wire__Role role,
+               const char *name, const char **addresses, bool covenant,
+               const char *public_key)
+{
+    assert (region_dir);
+    assert (id);
+    assert (name);
+    int rc = -1;
+    int lock_fd = -1;
+    bool secret_written = false;
+    kp_registry_t *registry = NULL;
+    zcert_t *cert = NULL;
+    char *holder = NULL;
+    char *broker_key = NULL;
+    char *address_text = NULL;
+    char *partners_dir = zsys_sprintf ("%s/partners", region_dir);
+    char *revoked_dir = zsys_sprintf ("%s/revoked", region_dir);
+    char *secrets_dir = zsys_sprintf ("%s/secrets", region_dir);
+    char *active_path = zsys_sprintf ("%s/%s", partners_dir, id);
+    char *revoked_path = zsys_sprintf ("%s/%s", revoked_dir, id);
+    char *secret_name = zsys_sprintf ("%s_secret", id);
+    char *secret_path = zsys_sprintf ("%s/%s", secrets_dir, secret_name);
+    char *broker_path = zsys_sprintf ("%s/broker", region_dir);
+    assert (partners_dir && revoked_dir && secrets_dir && active_path && revoked_path
+            && secret_name && secret_path && broker_path);
+
+    size_t address_count = 0;
+    while (addresses && addresses [address_count])
+        address_count++;
+    const char *fault = s_partner_check (id, role, name, addresses, address_count,
+                                         covenant);
+    if (fault) {
+        //  An id that is not valid may hold anything: it is not echoed
+        zsys_error ("kp_region: partner refused id=%s reason=%s",
+                    s_id_valid (id)? id: "(invalid)", fault);
+        goto cleanup;
+    }
+    uint8_t key_bin [32];
+    if (public_key && !s_key_text_valid (public_key, key_bin)) {
+        zsys_error ("kp_region: partner refused id=%s reason=public key is not "
+                    "40 Z85 characters", id);
+        goto cleanup;
+    }
+    struct stat status;
+    if (stat (partners_dir, &status) || !S_ISDIR (status.st_mode)) {
+        zsys_error ("kp_region: not a region (no partners dir) path=%s", region_dir);
+        goto cleanup;
+    }
+    lock_fd = s_region_lock (region_dir);
+    if (lock_fd < 0)
+        goto cleanup;
+    if (s_exists (active_path)) {
+        zsys_error ("kp_region: partner refused id=%s reason=id already registered", id);
+        goto cleanup;
+    }
+    if (s_exists (revoked_path)) {
+        zsys_error ("kp_region: partner refused id=%s reason=id was revoked, "
+                    "and revoked ids are never reused", id);
+        goto cleanup;
+    }
+    if (!public_key && s_exists (secret_path)) {
+        zsys_error ("kp_region: partner refused id=%s reason=secret cert left by an "
+                    "interrupted add; remove it first path=%s", id, secret_path);
+        goto cleanup;
+    }
+    registry = kp_registry_new (region_dir);
+    if (!registry) {
+        zsys_error ("kp_region: partner refused id=%s reason=the registry does not load",
+                    id);
+        goto cleanup;
+    }
+    cert = s_cert_new (public_key? key_bin: NULL);
+    const char *key_text = zcert_public_txt (cert);
+    const kp_partner_t *other = kp_registry_by_key (registry, key_text);
+    if (other) {
+        zsys_error ("kp_region: partner refused id=%s reason=key already registered "
+                    "to partner %s", id, other->id);
+        goto cleanup;
+    }
+    bool failed;
+    holder = s_revoked_holder (revoked_dir, key_text, &failed);
+    if (failed)
+        goto cleanup;
+    if (holder) {
+        zsys_error ("kp_region: partner refused id=%s reason=key belongs to revoked "
+                    "partner %s", id, holder);
+        goto cleanup;
+    }
+    broker_key = s_cert_public_key (broker_path);
+    if (broker_key && sodium_memcmp (broker_key, key_text, KP_KEY_TEXT) == 0) {
+        zsys_error ("kp_region: partner refused id=%s reason=key is the broker's", id);
+        goto cleanup;
+    }
+    char created [32];
+    s_time_iso (created, sizeof created);
+    address_text = s_addresses_join (addresses, address_count);
+    zcert_set_meta (cert, "partner", "%s", id);
+    zcert_set_meta (cert, "role", "%s", kp_role_name (role));
+    zcert_set_meta (cert, "name", "%s", name);
+    zcert_set_meta (cert, "addresses", "%s", address_text);
+    zcert_set_meta (cert, "covenant", "%s", covenant? "1": "0");
+    zcert_set_meta (cert, "created", "%s", created);
+    if (!public_key) {
+        if (s_cert_write (secrets_dir, secret_name, cert, true))
+            goto cleanup;
+        secret_written = true;
+    }
+    //  partners/ID is the commit point: written last
+    if (s_cert_write (partners_dir, id, cert, false))
+        goto cleanup;
+    zsys_notice ("kp_region: partner added id=%s role=%s key=%.8s", id,
+                 kp_role_name (role), key_text);
+    rc = 0;
+
+cleanup:
+    if (rc && secret_written) {
+        unlink (secret_path);
+        s_dir_sync (secrets_dir);
+    }
+    s_cert_destroy (&cert);
+    kp_registry_destroy (&registry);
+    if (lock_fd >= 0)
+        close (lock_fd);
+    free (address_text);
+    free (broker_key);
+    free (holder);
+    free (broker_path);
+    free (secret_path);
+    free (secret_name);
+    free (revoked_path);
+    free (active_path);
+    free (secrets_dir);
+    free (revoked_dir);
+    free (partners_dir);
+    return rc;
+}
+
+//  Write revoked/ID: the cert of partners/ID plus metadata revoked = now.
+//  Sets key_prefix to the first 8 characters of its key.
+static int
+s_revoked_write (const char *active_path, const char *revoked_dir, const char *id,
+                 char *key_prefix)
+{
+    int rc = -1;
+    zcert_t *cert = NULL;
+    zconfig_t *root = s_zpl_load (active_path);
+    const char *key = root? zconfig_get (root, "curve/public-key", NULL): NULL;
+    uint8_t key_bin [32];
+    if (!key || !s_key_text_valid (key, key_bin)) {
+        zsys_error ("kp_region: cannot revoke, bad partner cert path=%s "
+                    "(move it to revoked/ by hand)", active_path);
+        goto cleanup;
+    }
+    //  A fresh public cert with the same key and metadata: only the public
+    //  key is read, whatever else the file holds
+    cert = s_cert_new (key_bin);
+    zconfig_t *metadata = zconfig_locate (root, "metadata");
+    for (zconfig_t *item = metadata? zconfig_child (metadata): NULL; item;
+         item = zconfig_next (item))
+        zcert_set_meta (cert, zconfig_name (item), "%s", zconfig_value (item));
+    char revoked [32];
+    s_time_iso (revoked, sizeof revoked);
+    zcert_set_meta (cert, "revoked", "%s", revoked);
+    memcpy (key_prefix, key, 8);
+    key_prefix [8] = 0;
+    rc = s_cert_write (revoked_dir, id, cert, false);
+
+cleanup:
+    s_cert_destroy (&cert);
+    zconfig_destroy (&root);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Revoke partner id: revoked/ID (with revoked = time) made durable before
+//  partners/ID goes; its secret cert is deleted. 0 or -1.
+
+int
+kp_region_revoke (const char *region_dir, const char *id)
+{
+    assert (region_dir);
+    assert (id);
+    if (!s_id_valid (id)) {
+        zsys_error ("kp_region: cannot revoke, bad id (want [a-z0-9-]{1,64})");
+        return -1;
+    }
+    int rc = -1;
+    int lock_fd = -1;
+    char key_prefix [9] = "";
+    char *partners_dir = zsys_sprintf ("%s/partners", region_dir);
+    char *revoked_dir = zsys_sprintf ("%s/revoked", region_dir);
+    char *secrets_dir = zsys_sprintf ("%s/secrets", region_dir);
+    char *active_path = zsys_sprintf ("%s/%s", partners_dir, id);
+    char *revoked_path = zsys_sprintf ("%s/%s", revoked_dir, id);
+    char *secret_path = zsys_sprintf ("%s/%s_secret", secrets_dir, id);
+    assert (partners_dir && revoked_dir && secrets_dir && active_path && revoked_path
+            && secret_path);
+
+    struct stat status;
+    if (stat (partners_dir, &status) || !S_ISDIR (status.st_mode)
+    ||  stat (revoked_dir, &status) || !S_ISDIR (status.st_mode)) {
+        zsys_error ("kp_region: not a region (no partners or revoked dir) path=%s",
+                    region_dir);
+        goto cleanup;
+    }
+    lock_fd = s_region_lock (region_dir);
+    if (lock_fd < 0)
+        goto cleanup;
+    bool active = s_exists (active_path);
+    bool revoked = s_exists (revoked_path);
+    if (!active) {
+        if (revoked)
+            zsys_error ("kp_region: cannot revoke, already revoked id=%s", id);
+        else
+            zsys_error ("kp_region: cannot revoke, no such partner id=%s", id);
+        goto cleanup;
+    }
+    if (revoked)
+        zsys_notice ("kp_region: finishing an interrupted revoke id=%s", id);
+    else
+    if (s_revoked_write (active_path, revoked_dir, id, key_prefix))
+        goto cleanup;
+    //  revoked/ID is durable: only now may partners/ID go
+    if (unlink (active_path) && errno != ENOENT) {
+        zsys_error ("kp_region: cannot remove path=%s error=%s", active_path,
+                    strerror (errno));
+        goto cleanup;
+    }
+    if (s_dir_sync (partners_dir))
+        goto cleanup;
+    //  A revoked secret is useless to the partner and dangerous to keep
+    if (unlink (secret_path) == 0) {
+        if (s_dir_sync (secrets_dir))
+            goto cleanup;
+    }
+    else
+    if (errno != ENOENT) {
+        zsys_error ("kp_region: cannot remove path=%s error=%s", secret_path,
+                    strerror (errno));
+        goto cleanup;
+    }
+    zsys_notice ("kp_region: partner revoked id=%s key=%s", id,
+                 *key_prefix? key_prefix: "-");
+    rc = 0;
+
+cleanup:
+    if (lock_fd >= 0)
+        close (lock_fd);
+    free (secret_path);
+    free (revoked_path);
+    free (active_path);
+    free (secrets_dir);
+    free (revoked_dir);
+    free (partners_dir);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Path of partner id's secret cert; caller frees
+
+char *
+kp_region_secret_path (const char *region_dir, const char *id)
+{
+    assert (region_dir);
+    assert (id);
+    char *path = zsys_sprintf ("%s/secrets/%s_secret", region_dir, id);
+    assert (path);
+    return path;
+}
+
+//  --------------------------------------------------------------------------
+//  Path of the broker's public cert; caller frees
+
+char *
+kp_region_broker_cert (const char *region_dir)
+{
+    assert (region_dir);
+    char *path = zsys_sprintf ("%s/broker", region_dir);
+    assert (path);
+    return path;
+}

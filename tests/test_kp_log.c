@@ -1,1 +1,877 @@
+/*  =========================================================================
+    test_kp_log - the segmented log: framing, rollover, recovery, errors
+
+    Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
+    =========================================================================
+*/
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "kp_log.h"
+#include "kp_testutil.h"
+
+#define SEGMENT_LARGE   (64u * 1024 * 1024)
+#define HEADER_SIZE     16          //  segment header, docs/LOG_FORMAT.md
+#define FRAME_SIZE      8           //  record frame header
+
+TestSuite (kp_log, .timeout = 60.);
+
+//  --------------------------------------------------------------------------
+//  Helpers
+
+//  The payload of record seq: its size varies with seq, its bytes too
+static size_t
+s_payload_size (uint64_t seq)
+{
+    return 20 + (size_t) (seq % 50);
+}
+
+static void
+s_payload_fill (uint64_t seq, uint8_t *payload, size_t size)
+{
+    for (size_t index = 0; index < size; index++)
+        payload [index] = (uint8_t) (seq * 31 + index * 7 + (seq >> 8));
+}
+
+static bool
+s_payload_is (uint64_t seq, const uint8_t *payload, size_t size)
+{
+    if (size != s_payload_size (seq))
+        return false;
+    uint8_t expected [128];
+    s_payload_fill (seq, expected, size);
+    return memcmp (payload, expected, size) == 0;
+}
+
+//  Append count records with the standard payloads; positions into pos
+//  (may be NULL)
+static void
+s_append_records (kp_log_t *log, uint64_t count, uint64_t *positions)
+{
+    for (uint64_t index = 0; index < count; index++) {
+        uint64_t seq = kp_log_size (log);
+        uint8_t payload [128];
+        size_t size = s_payload_size (seq);
+        s_payload_fill (seq, payload, size);
+        uint64_t got_seq, pos;
+        cr_assert_eq (kp_log_append (log, payload, size, &got_seq, &pos), 0);
+        cr_assert_eq (got_seq, seq);
+        if (positions)
+            positions [index] = pos;
+    }
+}
+
+static kp_log_t *
+s_open (const char *dir, size_t segment_size, bool load_truncated,
+        kp_log_status_t expected_status)
+{
+    kp_log_status_t status = KP_LOG_IOERR;
+    kp_log_t *log = kp_log_open (dir, segment_size, load_truncated, &status);
+    cr_assert_eq (status, expected_status, "open status %d, expected %d", status,
+                  expected_status);
+    if (status == KP_LOG_OK || status == KP_LOG_TRUNCATED)
+        cr_assert_not_null (log);
+    else
+        cr_assert_null (log);
+    return log;
+}
+
+//  Make a log of count standard records in a new temp dir, synced and closed
+static char *
+s_log_make (uint64_t count, size_t segment_size)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, segment_size, true, KP_LOG_OK);
+    s_append_records (log, count, NULL);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+    return dir;
+}
+
+//  Path of the segment starting at seq; caller frees
+static char *
+s_segment_path (const char *dir, uint64_t seq)
+{
+    return zsys_sprintf ("%s/%020llu.kplog", dir, (unsigned long long) seq);
+}
+
+static uint64_t
+s_file_size (const char *path)
+{
+    struct stat info;
+    cr_assert_eq (stat (path, &info), 0, "stat %s: %s", path, strerror (errno));
+    return (uint64_t) info.st_size;
+}
+
+//  Offset in segment 0 of record index when every record is standard
+static uint64_t
+s_record_offset (uint64_t index)
+{
+    uint64_t offset = HEADER_SIZE;
+    for (uint64_t seq = 0; seq < index; seq++)
+        offset += FRAME_SIZE + s_payload_size (seq);
+    return offset;
+}
+
+//  First seqs of the segments of a log of count standard records, by the
+//  rollover rule of docs/LOG_FORMAT.md; returns how many
+static size_t
+s_segment_starts (uint64_t count, size_t segment_size, uint64_t *starts, size_t limit)
+{
+    size_t segments = 1;
+    uint64_t size = HEADER_SIZE;
+    starts [0] = 0;
+    for (uint64_t seq = 0; seq < count; seq++) {
+        uint64_t frame = FRAME_SIZE + s_payload_size (seq);
+        if (size > HEADER_SIZE && size + frame > segment_size) {
+            cr_assert_lt (segments, limit);
+            starts [segments++] = seq;
+            size = HEADER_SIZE;
+        }
+        size += frame;
+    }
+    return segments;
+}
+
+static void
+s_file_write_at (const char *path, uint64_t offset, const void *bytes, size_t size)
+{
+    int fd = open (path, O_WRONLY | O_CREAT, 0600);
+    cr_assert (fd >= 0, "open %s: %s", path, strerror (errno));
+    cr_assert_eq (pwrite (fd, bytes, size, (off_t) offset), (ssize_t) size);
+    close (fd);
+}
+
+static void
+s_file_append (const char *path, const void *bytes, size_t size)
+{
+    s_file_write_at (path, s_file_size (path), bytes, size);
+}
+
+static void
+s_file_flip (const char *path, uint64_t offset)
+{
+    int fd = open (path, O_RDWR);
+    cr_assert (fd >= 0);
+    uint8_t byte;
+    cr_assert_eq (pread (fd, &byte, 1, (off_t) offset), 1);
+    byte ^= 0x40;
+    cr_assert_eq (pwrite (fd, &byte, 1, (off_t) offset), 1);
+    close (fd);
+}
+
+static void
+s_put_u32 (uint8_t *out, uint32_t value)
+{
+    for (int index = 0; index < 4; index++)
+        out [index] = (uint8_t) (value >> (8 * index));
+}
+
+static void
+s_dir_remove (char **dir_p)
+{
+    kp_test_rmtree (*dir_p);
+    free (*dir_p);
+    *dir_p = NULL;
+}
+
+//  What a replay saw
+typedef struct {
+    uint64_t count;                 //  records visited
+    uint64_t stop_after;            //  return -1 after this many; 0 = never
+    uint64_t *positions;            //  pos of each, if not NULL
+    bool all_good;                  //  every seq and payload as expected
+} s_replay_t;
+
+static int
+s_replay_visit (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, void *arg)
+{
+    s_replay_t *replay = (s_replay_t *) arg;
+    if (seq != replay->count || !s_payload_is (seq, data, size))
+        replay->all_good = false;
+    if (replay->positions && replay->positions [seq] != pos)
+        replay->all_good = false;
+    replay->count++;
+    if (replay->stop_after && replay->count == replay->stop_after)
+        return -1;
+    return 0;
+}
+
+//  Replay the whole log and check every record is the standard one
+static uint64_t
+s_replay_check (kp_log_t *log)
+{
+    s_replay_t replay = { 0, 0, NULL, true };
+    cr_assert_eq (kp_log_replay (log, s_replay_visit, &replay), 0);
+    cr_assert (replay.all_good);
+    cr_assert_eq (replay.count, kp_log_size (log));
+    return replay.count;
+}
+
+//  Bitwise CRC32C, the definition, to check the table-driven one against
+static uint32_t
+s_crc32c_bitwise (const uint8_t *data, size_t size)
+{
+    uint32_t crc = 0xFFFFFFFF;
+    for (size_t index = 0; index < size; index++) {
+        crc ^= data [index];
+        for (int bit = 0; bit < 8; bit++)
+            crc = (crc >> 1) ^ (0x82F63B78 & (0u - (crc & 1)));
+    }
+    return ~crc;
+}
+
+//  --------------------------------------------------------------------------
+//  CRC32C
+
+Test (kp_log, crc32c_matches_known_vectors)
+{
+    cr_assert_eq (kp_crc32c (0, "123456789", 9), 0xE3069283);
+    uint8_t block [32];
+    memset (block, 0, sizeof block);
+    cr_assert_eq (kp_crc32c (0, block, sizeof block), 0x8A9136AA);
+    //  RFC 3720 B.4
+    memset (block, 0xFF, sizeof block);
+    cr_assert_eq (kp_crc32c (0, block, sizeof block), 0x62A8AB43);
+    for (int index = 0; index < 32; index++)
+        block [index] = (uint8_t) index;
+    cr_assert_eq (kp_crc32c (0, block, sizeof block), 0x46DD794E);
+    for (int index = 0; index < 32; index++)
+        block [index] = (uint8_t) (31 - index);
+    cr_assert_eq (kp_crc32c (0, block, sizeof block), 0x113FDB5C);
+    cr_assert_eq (kp_crc32c (0, NULL, 0), 0);
+}
+
+Test (kp_log, crc32c_agrees_with_bitwise_at_every_length_and_alignment)
+{
+    uint8_t data [300];
+    for (size_t index = 0; index < sizeof data; index++)
+        data [index] = (uint8_t) (index * 167 + 13);
+    for (size_t start = 0; start < 8; start++)
+        for (size_t size = 0; start + size <= sizeof data; size++)
+            cr_assert_eq (kp_crc32c (0, data + start, size),
+                          s_crc32c_bitwise (data + start, size),
+                          "start %zu size %zu", start, size);
+}
+
+Test (kp_log, crc32c_continues_across_calls)
+{
+    const char *text = "the quick brown fox jumps over the lazy dog";
+    size_t size = strlen (text);
+    uint32_t whole = kp_crc32c (0, text, size);
+    for (size_t split = 0; split <= size; split++)
+        cr_assert_eq (kp_crc32c (kp_crc32c (0, text, split), text + split, size - split),
+                      whole);
+}
+
+//  --------------------------------------------------------------------------
+//  Appending, reading, replaying
+
+Test (kp_log, append_sync_read_round_trip)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 0);
+    cr_assert_eq (kp_log_synced (log), 0);
+
+    uint64_t positions [10];
+    s_append_records (log, 10, positions);
+    cr_assert_eq (kp_log_size (log), 10);
+    cr_assert_eq (kp_log_synced (log), 0);
+    //  Readable before the sync too
+    size_t size;
+    const uint8_t *data = kp_log_read (log, positions [3], &size);
+    cr_assert_not_null (data);
+    cr_assert (s_payload_is (3, data, size));
+
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_eq (kp_log_synced (log), 10);
+    for (uint64_t seq = 0; seq < 10; seq++) {
+        data = kp_log_read (log, positions [seq], &size);
+        cr_assert_not_null (data);
+        cr_assert (s_payload_is (seq, data, size), "record %llu",
+                   (unsigned long long) seq);
+    }
+    char *path = s_segment_path (dir, 0);
+    cr_assert_eq (s_file_size (path), s_record_offset (10));
+    free (path);
+    kp_log_destroy (&log);
+    kp_log_destroy (&log);
+    cr_assert_null (log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, replay_gives_records_in_order_with_seq_and_pos)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, 4096, true, KP_LOG_OK);
+    uint64_t positions [200];
+    s_append_records (log, 200, positions);
+    s_replay_t replay = { 0, 0, positions, true };
+    cr_assert_eq (kp_log_replay (log, s_replay_visit, &replay), 0);
+    cr_assert (replay.all_good);
+    cr_assert_eq (replay.count, 200);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, replay_stops_when_the_visitor_says_so)
+{
+    char *dir = s_log_make (10, SEGMENT_LARGE);
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    s_replay_t replay = { 0, 3, NULL, true };
+    cr_assert_eq (kp_log_replay (log, s_replay_visit, &replay), -1);
+    cr_assert_eq (replay.count, 3);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, reopen_continues_the_sequence_and_keeps_positions)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, 1024, true, KP_LOG_OK);
+    uint64_t positions [60];
+    s_append_records (log, 40, positions);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+
+    log = s_open (dir, 1024, true, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 40);
+    cr_assert_eq (kp_log_synced (log), 40);
+    s_append_records (log, 20, positions + 40);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+
+    log = s_open (dir, 1024, true, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 60);
+    for (uint64_t seq = 0; seq < 60; seq++) {
+        size_t size;
+        const uint8_t *data = kp_log_read (log, positions [seq], &size);
+        cr_assert_not_null (data, "record %llu", (unsigned long long) seq);
+        cr_assert (s_payload_is (seq, data, size));
+    }
+    s_replay_t replay = { 0, 0, positions, true };
+    cr_assert_eq (kp_log_replay (log, s_replay_visit, &replay), 0);
+    cr_assert (replay.all_good);
+    cr_assert_eq (replay.count, 60);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, open_creates_a_missing_directory_and_ignores_other_files)
+{
+    char *base = kp_test_tempdir ();
+    char *dir = zsys_sprintf ("%s/data/log", base);
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    s_append_records (log, 3, NULL);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+
+    char *readme = zsys_sprintf ("%s/README", dir);
+    char *stray = zsys_sprintf ("%s/backup.kplog", dir);
+    s_file_write_at (readme, 0, "notes", 5);
+    s_file_write_at (stray, 0, "junk", 4);
+    log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (log), 3);
+    kp_log_destroy (&log);
+    free (readme);
+    free (stray);
+    free (dir);
+    s_dir_remove (&base);
+}
+
+Test (kp_log, sync_counts_only_real_fdatasyncs)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    cr_assert_eq (kp_log_sync_count (log), 0);
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_eq (kp_log_sync_count (log), 0, "nothing to sync: no fdatasync");
+    s_append_records (log, 5, NULL);
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_eq (kp_log_sync_count (log), 1);
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_eq (kp_log_sync_count (log), 1);
+    s_append_records (log, 5, NULL);
+    cr_assert_eq (kp_log_synced (log), 5);
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_eq (kp_log_sync_count (log), 2);
+    cr_assert_eq (kp_log_synced (log), 10);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, bad_positions_read_as_null)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    uint64_t positions [3];
+    s_append_records (log, 3, positions);
+    size_t size = 0;
+    cr_assert_null (kp_log_read (log, 0, &size), "inside the segment header");
+    cr_assert_null (kp_log_read (log, positions [2] + FRAME_SIZE + s_payload_size (2),
+                                 &size), "at the end");
+    cr_assert_null (kp_log_read (log, positions [1] + 3, &size), "inside a record");
+    cr_assert_null (kp_log_read (log, positions [0] | (UINT64_C (7) << 40), &size),
+                    "no such segment");
+    cr_assert_null (kp_log_read (log, UINT64_MAX, &size));
+    cr_assert_not_null (kp_log_read (log, positions [1], &size));
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, large_records_round_trip_through_open_replay_and_read)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    size_t large_size = 3 * 1024 * 1024 + 17;
+    uint8_t *large = (uint8_t *) malloc (large_size);
+    cr_assert_not_null (large);
+    for (size_t index = 0; index < large_size; index++)
+        large [index] = (uint8_t) (index * 13 + (index >> 12));
+    uint64_t seq, pos [3];
+    s_append_records (log, 1, pos);
+    cr_assert_eq (kp_log_append (log, large, large_size, &seq, &pos [1]), 0);
+    cr_assert_eq (kp_log_append (log, large, large_size, &seq, &pos [2]), 0);
+    cr_assert_eq (seq, 2);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 3);
+    size_t size;
+    const uint8_t *data = kp_log_read (log, pos [2], &size);
+    cr_assert_not_null (data);
+    cr_assert_eq (size, large_size);
+    cr_assert_eq (memcmp (data, large, large_size), 0);
+    data = kp_log_read (log, pos [0], &size);
+    cr_assert (s_payload_is (0, data, size));
+    kp_log_destroy (&log);
+    free (large);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, many_records_survive_reopen)
+{
+    //  Crosses many read-ahead chunks and segments
+    char *dir = s_log_make (60000, 256 * 1024);
+    kp_log_t *log = s_open (dir, 256 * 1024, false, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 60000);
+    cr_assert_eq (s_replay_check (log), 60000);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+//  --------------------------------------------------------------------------
+//  Segments
+
+Test (kp_log, segments_roll_over_and_reads_cross_them)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, 150, true, KP_LOG_OK);
+    uint64_t positions [20];
+    s_append_records (log, 20, positions);
+    cr_assert_eq (kp_log_sync (log), 0);
+    uint64_t starts [20];
+    size_t segments = s_segment_starts (20, 150, starts, 20);
+    cr_assert_geq (segments, 5);
+    cr_assert_eq (kp_log_sync_count (log), segments,
+                  "each rollover syncs the full segment, then one sync");
+    for (size_t index = 0; index < segments; index++) {
+        char *path = s_segment_path (dir, starts [index]);
+        cr_assert_eq (access (path, F_OK), 0, "%s missing", path);
+        uint64_t end = index + 1 < segments? starts [index + 1]: 20;
+        //  Positions in one segment share their high bits
+        cr_assert_eq (positions [starts [index]] >> 40, positions [end - 1] >> 40);
+        free (path);
+    }
+    char *path = s_segment_path (dir, starts [1] + 1);
+    cr_assert_neq (access (path, F_OK), 0);
+    free (path);
+    for (uint64_t seq = 0; seq < 20; seq++) {
+        size_t size;
+        const uint8_t *data = kp_log_read (log, positions [seq], &size);
+        cr_assert_not_null (data);
+        cr_assert (s_payload_is (seq, data, size));
+    }
+    kp_log_destroy (&log);
+
+    log = s_open (dir, 150, true, KP_LOG_OK);
+    s_replay_t replay = { 0, 0, positions, true };
+    cr_assert_eq (kp_log_replay (log, s_replay_visit, &replay), 0);
+    cr_assert (replay.all_good);
+    cr_assert_eq (replay.count, 20);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, a_record_larger_than_a_segment_gets_its_own)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, 100, true, KP_LOG_OK);
+    uint8_t big [500];
+    memset (big, 0x5A, sizeof big);
+    uint64_t seq, pos;
+    cr_assert_eq (kp_log_append (log, big, sizeof big, &seq, &pos), 0);
+    cr_assert_eq (seq, 0);
+    cr_assert_eq (kp_log_append (log, big, sizeof big, &seq, &pos), 0);
+    cr_assert_eq (seq, 1);
+    cr_assert_eq (kp_log_sync (log), 0);
+    char *path = s_segment_path (dir, 1);
+    cr_assert_eq (s_file_size (path), HEADER_SIZE + FRAME_SIZE + sizeof big);
+    free (path);
+    kp_log_destroy (&log);
+    log = s_open (dir, 100, true, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 2);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+//  --------------------------------------------------------------------------
+//  Torn tails: cut with load_truncated, refused without
+
+typedef enum {
+    DAMAGE_PARTIAL_HEADER,          //  a few bytes of a frame header
+    DAMAGE_PARTIAL_PAYLOAD,         //  the last record cut short
+    DAMAGE_PAYLOAD_PAST_EOF,        //  a new frame whose payload is missing
+    DAMAGE_LAST_CHECKSUM,           //  a flipped byte in the last record
+    DAMAGE_ZERO_TAIL                //  zero bytes after the last record
+} s_damage_t;
+
+typedef struct {
+    s_damage_t damage;              //  what to do to the tail
+    uint64_t survivors;             //  records left of 5
+} s_torn_case_t;
+
+static s_torn_case_t s_torn_cases [] = {
+    { DAMAGE_PARTIAL_HEADER, 5 },
+    { DAMAGE_PARTIAL_PAYLOAD, 4 },
+    { DAMAGE_PAYLOAD_PAST_EOF, 5 },
+    { DAMAGE_LAST_CHECKSUM, 4 },
+    { DAMAGE_ZERO_TAIL, 5 }
+};
+
+//  Write a log of 5 records, tear its tail; returns the dir
+static char *
+s_torn_log_make (s_damage_t damage)
+{
+    char *dir = s_log_make (5, SEGMENT_LARGE);
+    char *path = s_segment_path (dir, 0);
+    uint64_t end = s_record_offset (5);
+    uint8_t bytes [4096];
+    memset (bytes, 0, sizeof bytes);
+    switch (damage) {
+        case DAMAGE_PARTIAL_HEADER:
+            s_put_u32 (bytes, 40);
+            s_file_append (path, bytes, 5);
+            break;
+        case DAMAGE_PARTIAL_PAYLOAD:
+            cr_assert_eq (truncate (path, (off_t) (end - 7)), 0);
+            break;
+        case DAMAGE_PAYLOAD_PAST_EOF:
+            s_put_u32 (bytes, 1000);
+            s_put_u32 (bytes + 4, 0x12345678);
+            memset (bytes + 8, 0x33, 100);
+            s_file_append (path, bytes, 108);
+            break;
+        case DAMAGE_LAST_CHECKSUM:
+            s_file_flip (path, end - 3);
+            break;
+        case DAMAGE_ZERO_TAIL:
+            s_file_append (path, bytes, sizeof bytes);
+            break;
+    }
+    free (path);
+    return dir;
+}
+
+ParameterizedTestParameters (kp_log, torn_tail_is_cut_on_open)
+{
+    return cr_make_param_array (s_torn_case_t, s_torn_cases,
+                                sizeof s_torn_cases / sizeof s_torn_cases [0]);
+}
+
+ParameterizedTest (s_torn_case_t *torn, kp_log, torn_tail_is_cut_on_open)
+{
+    char *dir = s_torn_log_make (torn->damage);
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_TRUNCATED);
+    cr_assert_eq (kp_log_size (log), torn->survivors);
+    cr_assert_eq (kp_log_synced (log), torn->survivors);
+    char *path = s_segment_path (dir, 0);
+    cr_assert_eq (s_file_size (path), s_record_offset (torn->survivors));
+    cr_assert_eq (s_replay_check (log), torn->survivors);
+
+    //  Appends continue after the cut, and the log is clean again
+    s_append_records (log, 2, NULL);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), torn->survivors + 2);
+    cr_assert_eq (s_replay_check (log), torn->survivors + 2);
+    kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+ParameterizedTestParameters (kp_log, torn_tail_is_refused_unless_allowed)
+{
+    return cr_make_param_array (s_torn_case_t, s_torn_cases,
+                                sizeof s_torn_cases / sizeof s_torn_cases [0]);
+}
+
+ParameterizedTest (s_torn_case_t *torn, kp_log, torn_tail_is_refused_unless_allowed)
+{
+    char *dir = s_torn_log_make (torn->damage);
+    char *path = s_segment_path (dir, 0);
+    uint64_t size = s_file_size (path);
+    s_open (dir, SEGMENT_LARGE, false, KP_LOG_CORRUPT);
+    cr_assert_eq (s_file_size (path), size, "nothing cut");
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, torn_segment_creation_is_removed)
+{
+    //  A crash while creating the next segment: part of its header, or
+    //  blocks allocated but never written
+    static const size_t sizes [] = { 0, 7, 16, 600 };
+    for (size_t index = 0; index < sizeof sizes / sizeof sizes [0]; index++) {
+        char *dir = s_log_make (5, SEGMENT_LARGE);
+        char *path = s_segment_path (dir, 5);
+        uint8_t bytes [600];
+        memset (bytes, 0, sizeof bytes);
+        if (sizes [index] > 0 && sizes [index] < HEADER_SIZE)
+            memcpy (bytes, "KPLOG001", 7);
+        s_file_write_at (path, 0, bytes, sizes [index]);
+        kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_TRUNCATED);
+        cr_assert_eq (kp_log_size (log), 5);
+        cr_assert_neq (access (path, F_OK), 0, "torn segment of %zu bytes removed",
+                       sizes [index]);
+        s_append_records (log, 1, NULL);
+        cr_assert_eq (kp_log_sync (log), 0);
+        kp_log_destroy (&log);
+        log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+        cr_assert_eq (s_replay_check (log), 6);
+        kp_log_destroy (&log);
+        free (path);
+        s_dir_remove (&dir);
+    }
+}
+
+Test (kp_log, torn_creation_of_the_only_segment_leaves_an_empty_log)
+{
+    char *dir = kp_test_tempdir ();
+    char *path = s_segment_path (dir, 0);
+    s_file_write_at (path, 0, "KPLOG", 5);
+    s_open (dir, SEGMENT_LARGE, false, KP_LOG_CORRUPT);
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_TRUNCATED);
+    cr_assert_eq (kp_log_size (log), 0);
+    cr_assert_eq (s_file_size (path), HEADER_SIZE);
+    s_append_records (log, 1, NULL);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+//  --------------------------------------------------------------------------
+//  Corruption: open refuses, changes nothing
+
+//  Open must fail with KP_LOG_CORRUPT, even with load_truncated, and leave
+//  the segment at seq first as it was
+static void
+s_assert_corrupt (const char *dir, uint64_t first, size_t segment_size)
+{
+    char *path = s_segment_path (dir, first);
+    uint64_t size = s_file_size (path);
+    s_open (dir, segment_size, true, KP_LOG_CORRUPT);
+    s_open (dir, segment_size, false, KP_LOG_CORRUPT);
+    cr_assert_eq (s_file_size (path), size);
+    free (path);
+}
+
+Test (kp_log, flipped_byte_in_a_middle_record_is_corruption)
+{
+    char *dir = s_log_make (5, SEGMENT_LARGE);
+    char *path = s_segment_path (dir, 0);
+    s_file_flip (path, s_record_offset (2) + FRAME_SIZE + 4);
+    s_assert_corrupt (dir, 0, SEGMENT_LARGE);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, flipped_checksum_in_a_middle_record_is_corruption)
+{
+    char *dir = s_log_make (5, SEGMENT_LARGE);
+    char *path = s_segment_path (dir, 0);
+    s_file_flip (path, s_record_offset (1) + 5);
+    s_assert_corrupt (dir, 0, SEGMENT_LARGE);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, damaged_length_running_past_eof_is_corruption_not_a_tear)
+{
+    //  Looks like a torn tail from the length alone, but whole records
+    //  follow it
+    char *dir = s_log_make (5, SEGMENT_LARGE);
+    char *path = s_segment_path (dir, 0);
+    uint8_t length [4];
+    s_put_u32 (length, 5000);
+    s_file_write_at (path, s_record_offset (1), length, 4);
+    s_assert_corrupt (dir, 0, SEGMENT_LARGE);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, invalid_lengths_mid_file_are_corruption)
+{
+    static const uint32_t lengths [] = { 0, KP_LOG_MAX_RECORD + 1, 0xFFFFFFFF };
+    for (size_t index = 0; index < sizeof lengths / sizeof lengths [0]; index++) {
+        char *dir = s_log_make (5, SEGMENT_LARGE);
+        char *path = s_segment_path (dir, 0);
+        uint8_t length [4];
+        s_put_u32 (length, lengths [index]);
+        s_file_write_at (path, s_record_offset (3), length, 4);
+        s_assert_corrupt (dir, 0, SEGMENT_LARGE);
+        free (path);
+        s_dir_remove (&dir);
+    }
+}
+
+Test (kp_log, damage_in_a_segment_that_is_not_the_last_is_corruption)
+{
+    //  Even at its tail: only the last segment can be torn
+    char *dir = s_log_make (12, 150);
+    char *path = s_segment_path (dir, 0);
+    cr_assert_eq (truncate (path, (off_t) (s_file_size (path) - 3)), 0);
+    s_assert_corrupt (dir, 0, 150);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, bad_segment_header_is_corruption)
+{
+    char *dir = s_log_make (12, 150);
+    char *path = s_segment_path (dir, 4);
+    s_file_write_at (path, 0, "KPLOG002", 8);
+    s_assert_corrupt (dir, 4, 150);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, bad_magic_in_the_last_segment_is_corruption)
+{
+    char *dir = s_log_make (12, 150);
+    uint64_t starts [12];
+    size_t segments = s_segment_starts (12, 150, starts, 12);
+    char *path = s_segment_path (dir, starts [segments - 1]);
+    s_file_flip (path, 0);
+    s_assert_corrupt (dir, starts [segments - 1], 150);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, header_seq_that_differs_from_the_name_is_corruption)
+{
+    char *dir = s_log_make (12, 150);
+    char *path = s_segment_path (dir, 4);
+    s_file_flip (path, 8);
+    s_assert_corrupt (dir, 4, 150);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, missing_segment_is_corruption)
+{
+    char *dir = s_log_make (12, 150);
+    char *path = s_segment_path (dir, 4);
+    cr_assert_eq (unlink (path), 0);
+    s_assert_corrupt (dir, 8, 150);
+    free (path);
+    path = s_segment_path (dir, 0);
+    cr_assert_eq (unlink (path), 0);
+    s_assert_corrupt (dir, 8, 150);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+//  --------------------------------------------------------------------------
+//  Append limits and the write-error state
+
+Test (kp_log, oversized_record_is_refused_and_the_log_carries_on)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    uint8_t *huge = (uint8_t *) calloc (1, KP_LOG_MAX_RECORD + 1);
+    cr_assert_not_null (huge);
+    uint64_t seq = 99, pos = 99;
+    cr_assert_eq (kp_log_append (log, huge, KP_LOG_MAX_RECORD + 1, &seq, &pos), -1);
+    cr_assert_eq (seq, 99);
+    cr_assert_eq (kp_log_size (log), 0);
+    free (huge);
+    s_append_records (log, 2, NULL);
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_eq (s_replay_check (log), 2);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, empty_record_is_a_programming_error, .signal = SIGABRT)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    //  Remove the temp dir first: the assert ends this process
+    s_dir_remove (&dir);
+    uint64_t seq, pos;
+    int rc = kp_log_append (log, "x", 0, &seq, &pos);
+    cr_assert_fail ("an empty append returned %d", rc);
+}
+
+Test (kp_log, write_error_cuts_back_and_refuses_further_appends)
+{
+    char *dir = s_log_make (3, SEGMENT_LARGE);
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    uint64_t positions [1];
+    s_append_records (log, 1, positions);
+    char *path = s_segment_path (dir, 0);
+    uint64_t good_size = s_file_size (path);
+
+    //  A file size limit makes the next writev short, then fail (EFBIG),
+    //  as a full disk does
+    struct rlimit saved, limit;
+    cr_assert_eq (getrlimit (RLIMIT_FSIZE, &saved), 0);
+    limit = saved;
+    limit.rlim_cur = (rlim_t) good_size + 20;
+    signal (SIGXFSZ, SIG_IGN);
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &limit), 0);
+    uint8_t payload [100];
+    memset (payload, 0x77, sizeof payload);
+    uint64_t seq, pos;
+    int rc = kp_log_append (log, payload, sizeof payload, &seq, &pos);
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &saved), 0);
+    cr_assert_eq (rc, -1);
+    cr_assert_eq (s_file_size (path), good_size, "cut back to the last whole record");
+
+    //  Refused from now on, though the disk has room again
+    cr_assert_eq (kp_log_append (log, payload, sizeof payload, &seq, &pos), -1);
+    cr_assert_eq (s_file_size (path), good_size);
+    cr_assert_eq (kp_log_size (log), 4);
+    //  The records before stay readable and can still be made durable
+    size_t size;
+    const uint8_t *data = kp_log_read (log, positions [0], &size);
+    cr_assert (data && s_payload_is (3, data, size));
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_eq (kp_log_synced (log), 4);
+    kp_log_destroy (&log);
+
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (log), 4);
+    kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
+}

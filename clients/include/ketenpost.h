@@ -59,7 +59,10 @@ typedef struct _kp_msg_t kp_msg_t;
 //  The outcome of kp_client_send. On success error is "" and the rest is
 //  the broker's receipt; on refusal error is the code name ("FORBIDDEN",
 //  "UNKNOWN_ADDRESS", ...) and reason one line for humans; on a transport
-//  failure error is "TRANSPORT".
+//  failure error is "TRANSPORT"; if the library refuses the message before
+//  sending (no body, body breaks its schema or the data-minimisation rules)
+//  error is "INVALID". id is set whenever the message got one, so that a
+//  caller can resend it with the same id after a TRANSPORT failure.
 typedef struct {
     char id [33];                   //  message id, hex
     uint64_t seq;                   //  log index of the accepted record
@@ -93,9 +96,18 @@ const char *
 const char *
     kp_client_role (kp_client_t *self);
 
+//  Why the broker will no longer serve this client, as "CODE: reason" (our
+//  key was revoked while we were connected), or "" while it will. Once set,
+//  kp_client_recv returns NULL at once and kp_client_send fails with CODE.
+const char *
+    kp_client_failure (kp_client_t *self);
+
 //  Remember acknowledged message ids in dir (created if missing), so that
 //  redeliveries after a crash or reconnect are never handed out again.
-//  Returns 0 or -1.
+//  The journal is dir/journal, one line per acknowledged item ("<hex id>"
+//  or "<hex id> <STATUS>"), synced before each Ack; one process at a time
+//  may use dir (it is locked). Call before kp_client_receive. Returns 0, or
+//  -1 with one line on stderr.
 int
     kp_client_set_state_dir (kp_client_t *self, const char *dir);
 
@@ -120,11 +132,15 @@ int
 kp_msg_t *
     kp_client_recv (kp_client_t *self, int timeout_ms);
 
-//  Acknowledge msg: handled safely, never hand it out again. Returns 0/-1.
+//  Acknowledge msg (one kp_client_recv returned): handled safely, never
+//  hand it out again. Returns 0, or -1 if the journal cannot be written
+//  (one line on stderr; the message was not acknowledged and will come
+//  again in a later run).
 int
     kp_client_ack (kp_client_t *self, kp_msg_t *msg);
 
 //  Refuse msg with a one-line reason; the sender gets a REFUSED status.
+//  Returns 0, or -1 for a status report (those can only be acknowledged).
 int
     kp_client_nack (kp_client_t *self, kp_msg_t *msg, const char *reason);
 
@@ -143,7 +159,12 @@ void
 
 //  Set the body from JSON in the type's schema (proto/kp_body.proto). For a
 //  school notification to a school: SchoolNotification; to anyone else:
-//  SchoolNotificationRequest. Returns 0, or -1 and sets kp_msg_error.
+//  SchoolNotificationRequest. Also checks the data-minimisation rules: a
+//  school notification needs child_name, date_of_birth and school_day
+//  (YYYY-MM-DD); to a school, code_words is "Handle with Care" (filled in
+//  if absent); feedback needs a status; free text is size-limited. The same
+//  checks run on the packed body when it is sent and when it is received.
+//  Returns 0, or -1 and sets kp_msg_error.
 int
     kp_msg_set_body_json (kp_msg_t *self, const char *json);
 
@@ -171,8 +192,10 @@ void
 const char *
     kp_msg_error (kp_msg_t *self);
 
-//  Getters. Strings are owned by msg. For a status report, type is the
-//  message's, id the message it is about.
+//  Getters. Strings are owned by msg. For a status report, id is the
+//  message it is about, sender the partner the report is about (who
+//  acknowledged, read or refused it), type and recipient "" (the Status
+//  command does not carry them).
 bool
     kp_msg_is_status (kp_msg_t *self);
 const char *
@@ -192,10 +215,23 @@ const char *
 const uint8_t *
     kp_msg_body (kp_msg_t *self, size_t *size_p);
 
-//  The whole message as one JSON object (envelope fields + "body" decoded
-//  with the type's schema), or the status report as JSON. Caller frees.
+//  The whole message as one line of JSON (envelope fields + "body" decoded
+//  with the type's schema):
+//      {"id":hex,"type":..,"sender":..,"sender_role":..,"recipient":address,
+//       "recipient_partner":..,"recipient_role":..,"created_at":ISO 8601,
+//       ["expires_at","reference","purpose","acting_user","on_behalf_of",
+//       "subject" when set,] "attempt":n,"body":{..}}
+//  or a status report: {"status":"DELIVERED","id":hex,"partner":..,
+//  "at":ISO 8601[,"reason":..]}. Times are UTC with milliseconds. Returns
+//  NULL if the body does not decode (see kp_msg_error). Caller frees.
 char *
     kp_msg_json (kp_msg_t *self);
+
+//  A receipt as one JSON object: {"id":..,"seq":..,"accepted_at":ISO 8601,
+//  "recipient_partner":..,"recipient_role":..,"duplicate":false}. Caller
+//  frees.
+char *
+    kp_receipt_json (const kp_receipt_t *receipt);
 
 #ifdef __cplusplus
 }
