@@ -11,6 +11,7 @@
 #include "kp_config.h"
 #include "kp_server.h"
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 
 static volatile sig_atomic_t s_hangup = 0;
@@ -122,9 +123,16 @@ main (int argc, char *argv [])
     action.sa_handler = s_on_hangup;
     sigaction (SIGHUP, &action, NULL);
 
+    //  The server thread inherits a mask that blocks SIGHUP, so the signal
+    //  always reaches this thread and never interrupts the server's poll
+    sigset_t hangup, previous;
+    sigemptyset (&hangup);
+    sigaddset (&hangup, SIGHUP);
+    pthread_sigmask (SIG_BLOCK, &hangup, &previous);
     int exit_code = 0;
     zactor_t *server = zactor_new (kp_server, config);
     assert (server);
+    pthread_sigmask (SIG_SETMASK, &previous, NULL);
     zstr_send (server, "ENDPOINT");
     char *endpoint = zstr_recv (server);
     if (!endpoint || !*endpoint
@@ -142,9 +150,8 @@ main (int argc, char *argv [])
                 exit_code = 1;
             zstr_free (&message);
         }
-        else
-        if (zpoller_terminated (poller))
-            break;
+        //  A signal interrupts the wait and marks the poller terminated;
+        //  only SIGINT and SIGTERM (zsys_interrupted) stop the broker
         if (s_hangup) {
             s_hangup = 0;
             zsys_notice ("ketenpostd: SIGHUP: reloading the partner registry");

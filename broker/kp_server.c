@@ -726,24 +726,25 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
     //  message against the live registry: a revoked partner is refused
     //  from its next message on.
     const kp_partner_t *partner = user_id? kp_registry_by_id (self->registry, user_id): NULL;
-    if (!partner) {
-        if (session) {
-            s_send_error (self, session, NULL, KP__WIRE__ERROR_CODE__REVOKED,
-                          "your key is no longer registered");
-            s_session_drop (self, session, "revoked");
-        }
-        free (session_key);
-        return;
-    }
-    //  A bad frame from a known partner gets an error on a temporary session
+    //  Replies before a hello go through a temporary session
     s_session_t scratch = { 0 };
     if (!session) {
         scratch.key = session_key;
         memcpy (scratch.routing_id, routing_id, routing_size);
         scratch.routing_size = routing_size;
-        scratch.partner = (char *) partner->id;
+        scratch.partner = (char *) (partner? partner->id: "");
     }
     s_session_t *target = session? session: &scratch;
+    if (!partner) {
+        //  Admitted by ZAP, revoked since: tell it why, whether or not it
+        //  had said hello, and forget its session
+        s_send_error (self, target, NULL, KP__WIRE__ERROR_CODE__REVOKED,
+                      "your key is no longer registered with this broker");
+        if (session)
+            s_session_drop (self, session, "revoked");
+        free (session_key);
+        return;
+    }
     Kp__Wire__Command *command = NULL;
     if (extra_frames || size > (size_t) self->config->max_message) {
         bool too_large = size > (size_t) self->config->max_message;

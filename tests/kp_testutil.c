@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
+#include <sodium.h>
 #include <sys/wait.h>
 
 #define S_START_DEADLINE 15000      //  msec for the broker to become ready
@@ -69,6 +70,7 @@ kp_test_region_new (void)
 {
     kp_test_region_t *self = (kp_test_region_t *) zmalloc (sizeof (kp_test_region_t));
     cr_assert_not_null (self);
+    cr_assert_geq (sodium_init (), 0);
     self->dir = kp_test_tempdir ();
     self->region = zsys_sprintf ("%s/region", self->dir);
     self->data = zsys_sprintf ("%s/data", self->dir);
@@ -132,13 +134,9 @@ s_slurp (const char *path)
 //  --------------------------------------------------------------------------
 //  Write the config and start ketenpostd; 0 when ready, -1 if not
 
-int
-kp_test_broker_start (kp_test_region_t *self, const char *extra_config)
+static int
+s_broker_spawn (kp_test_region_t *self, const char *endpoint, const char *extra_config)
 {
-    assert (self);
-    assert (self->pid == 0);
-    //  A restart binds the same port, so connected clients find it again
-    const char *endpoint = self->endpoint? self->endpoint: "tcp://127.0.0.1:*";
     FILE *file = fopen (self->config, "w");
     cr_assert_not_null (file);
     fprintf (file,
@@ -197,6 +195,31 @@ kp_test_broker_start (kp_test_region_t *self, const char *extra_config)
     zstr_free (&program);
     zstr_free (&ready_file);
     return rc;
+}
+
+//  The broker gets a random port below the kernel's ephemeral range
+//  (32768-60999), not the first free one from 49152: tests that restart the
+//  broker need their port to stay free meanwhile, other tests running in
+//  parallel would take 49152, and so might a reconnecting client's own
+//  source port (TCP self-connect). A restart binds the same port again, so
+//  connected clients find the broker there.
+
+int
+kp_test_broker_start (kp_test_region_t *self, const char *extra_config)
+{
+    assert (self);
+    assert (self->pid == 0);
+    if (self->endpoint)
+        return s_broker_spawn (self, self->endpoint, extra_config);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        char *endpoint = zsys_sprintf ("tcp://127.0.0.1:%u",
+                                       20000 + randombytes_uniform (12000));
+        int rc = s_broker_spawn (self, endpoint, extra_config);
+        zstr_free (&endpoint);
+        if (rc == 0)
+            return 0;
+    }
+    return -1;
 }
 
 //  --------------------------------------------------------------------------

@@ -36,24 +36,12 @@ static kp_test_region_t *s_region;
 static pid_t s_background;          //  a program started by s_spawn, or 0
 
 //  --------------------------------------------------------------------------
-//  The broker gets a random port below the kernel's ephemeral range
-//  (32768-60999), not the fixture's first free one from 49152: tests that
-//  restart the broker need their port to stay free meanwhile, and other
-//  tests running in parallel would take 49152, as would a reconnecting
-//  client's own source port (TCP self-connect).
+//  One broker for the suite
 static void
 s_region_start (void)
 {
     s_region = kp_test_region_new ();
-    cr_assert_geq (sodium_init (), 0);
-    for (int attempt = 0; attempt < 5; attempt++) {
-        free (s_region->endpoint);
-        s_region->endpoint = zsys_sprintf ("tcp://127.0.0.1:%u",
-                                           20000 + randombytes_uniform (12000));
-        if (kp_test_broker_start (s_region, NULL) == 0)
-            return;
-    }
-    cr_assert_fail ("broker did not start");
+    cr_assert_eq (kp_test_broker_start (s_region, NULL), 0, "broker did not start");
 }
 
 //  --------------------------------------------------------------------------
