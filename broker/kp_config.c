@@ -230,7 +230,7 @@ static const key_spec_t s_keys [] = {
     { "limits/max-feedback", s_set_int64, "16384", 256, 64 * MIB,
       FIELD (max_body [KP__WIRE__MESSAGE_TYPE__FEEDBACK]), 0 },
     { "limits/max-sessions", s_set_int, "10000", 1, 1000000, FIELD (max_sessions), 0 },
-    { "delivery/credit", s_set_int, "16", 1, 10000, FIELD (credit), 0 },
+    { "delivery/credit", s_set_int, "1000", 1, 10000, FIELD (credit), 0 },
     { "delivery/ack-timeout", s_set_int, "30000", 100, MSEC_DAY, FIELD (ack_timeout), 0 },
     { "delivery/default-ttl", s_set_int64, "604800000", 60000, 366 * MSEC_DAY,
       FIELD (default_ttl), 0 },

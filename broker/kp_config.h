@@ -37,7 +37,7 @@ typedef struct {
     int64_t max_body [5];           //  bytes per body, by MessageType
     int max_sessions;
     //  delivery
-    int credit;                     //  default credit window per recipient
+    int credit;                     //  largest credit window granted
     int ack_timeout;                //  msec before an unacked delivery is resent
     int64_t default_ttl;            //  msec until a message without expiry expires
     //  policy

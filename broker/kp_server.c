@@ -677,6 +677,14 @@ s_ack (self_t *self, s_session_t *session, uint64_t seq, bool positive)
 //  --------------------------------------------------------------------------
 //  One command from a client
 
+//  The window a client asked for, capped by delivery/credit
+static uint32_t
+s_credit_granted (self_t *self, uint32_t asked)
+{
+    uint32_t limit = (uint32_t) self->config->credit;
+    return asked < limit? asked: limit;
+}
+
 static void
 s_hello (self_t *self, const uint8_t *routing_id, size_t routing_size,
          const char *session_key, const kp_partner_t *partner, Kp__Wire__Hello *hello)
@@ -703,13 +711,14 @@ s_hello (self_t *self, const uint8_t *routing_id, size_t routing_size,
         s_session_drop (self, session, "version");
         return;
     }
-    session->credit = hello->credit;
+    session->credit = s_credit_granted (self, hello->credit);
     Kp__Wire__Welcome welcome = KP__WIRE__WELCOME__INIT;
     welcome.version = KP_PROTOCOL_VERSION;
     welcome.partner = (char *) partner->id;
     welcome.role = partner->role;
     welcome.broker = (char *) self->config->name;
     welcome.max_message = (uint64_t) self->config->max_message;
+    welcome.heartbeat_ms = (uint32_t) self->config->heartbeat;
     Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
     command.kind_case = KP__WIRE__COMMAND__KIND_WELCOME;
     command.welcome = &welcome;
@@ -785,7 +794,7 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
             s_ack (self, session, command->nack->seq, false);
             break;
         case KP__WIRE__COMMAND__KIND_CREDIT:
-            session->credit = command->credit->credit;
+            session->credit = s_credit_granted (self, command->credit->credit);
             break;
         case KP__WIRE__COMMAND__KIND_PING: {
             Kp__Wire__Ping pong = KP__WIRE__PING__INIT;

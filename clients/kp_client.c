@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 
 #define S_MAX_FRAME (64 * 1024 * 1024)  //  largest command we unpack
-#define S_PING_IVL 1000             //  msec idle before we send a Ping
+#define S_PING_IVL 1000             //  msec idle before a Ping, at most
 #define S_HELLO_RETRY 2000          //  msec without Welcome before resending
 #define S_HELLO_POLL 100            //  msec between tries while disconnected
 #define S_FLUSH_WAIT 1000           //  msec destroy waits for acks to land
@@ -61,6 +61,7 @@ struct _kp_client_t {
     uint64_t session;               //  counts Welcomes; changes on re-hello
     int64_t last_send;              //  mono ms of our last command
     uint64_t ping_nonce;            //  nonce of our last Ping
+    int64_t ping_ivl;               //  msec idle before we send a Ping
     bool acks_unconfirmed;          //  acks sent since the last Pong
     bool interrupted;               //  a poll was interrupted by a signal
     zlistx_t *inbox;                //  kp_msg_t *, received, not handed out
@@ -251,6 +252,10 @@ s_on_welcome (kp_client_t *self, const Kp__Wire__Welcome *welcome)
     self->broker = strdup (welcome->broker);
     assert (self->partner && self->role && self->broker);
     self->max_message = welcome->max_message;
+    //  Ping well within the broker's idle limit (3 heartbeats)
+    self->ping_ivl = S_PING_IVL;
+    if (welcome->heartbeat_ms > 0 && welcome->heartbeat_ms < S_PING_IVL)
+        self->ping_ivl = welcome->heartbeat_ms;
     if (self->hello_pending) {
         self->hello_pending = false;
         self->session++;
@@ -334,13 +339,13 @@ static Kp__Wire__Command *
 s_step (kp_client_t *self, int64_t deadline)
 {
     int64_t now = kp_mono_ms ();
-    int64_t timer = self->hello_pending? self->hello_due: self->last_send + S_PING_IVL;
+    int64_t timer = self->hello_pending? self->hello_due: self->last_send + self->ping_ivl;
     if (now >= timer) {
         if (self->hello_pending)
             s_send_hello (self);
         else
             s_send_ping (self);
-        timer = self->hello_pending? self->hello_due: self->last_send + S_PING_IVL;
+        timer = self->hello_pending? self->hello_due: self->last_send + self->ping_ivl;
     }
     int64_t until = (deadline >= 0 && deadline < timer)? deadline: timer;
     long wait = until > now? (long) (until - now): 0;
@@ -482,6 +487,7 @@ kp_client_new (const char *endpoint, const char *broker_cert, const char *cert,
     self->broker = strdup ("");
     self->send_timeout = S_DEFAULT_TIMEOUT;
     self->tries = S_DEFAULT_TRIES;
+    self->ping_ivl = S_PING_IVL;
     self->last_send = kp_mono_ms ();
     self->inbox = zlistx_new ();
     self->seen = zhashx_new ();

@@ -124,7 +124,7 @@ Test (kp_config, new_holds_every_default)
     cr_assert_eq (config->max_body [KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION], 4096);
     cr_assert_eq (config->max_body [KP__WIRE__MESSAGE_TYPE__FEEDBACK], 16384);
     cr_assert_eq (config->max_sessions, 10000);
-    cr_assert_eq (config->credit, 16);
+    cr_assert_eq (config->credit, 1000);
     cr_assert_eq (config->ack_timeout, 30000);
     cr_assert_eq (config->default_ttl, 604800000LL);
     cr_assert_eq (config->school_route, KP__WIRE__ROLE__LEERPLICHT);

@@ -554,6 +554,27 @@ Test (kp_server, credit_window_limits_deliveries_in_flight)
     zsock_destroy (&police);
 }
 
+Test (kp_server, broker_caps_the_credit_a_client_asks_for)
+{
+    s_start ("delivery\n    credit = 1\n");
+    zsock_t *police = s_session ("police-oost", 0);
+    for (int index = 0; index < 3; index++) {
+        s_message_t signal;
+        s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+        s_submit_ok (police, &signal);
+    }
+    zsock_t *veilig_thuis = s_session ("vt-twente", 100);
+    Kp__Wire__Command *first = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    cr_assert_null (s_recv (veilig_thuis, 500), "a second delivery beyond delivery/credit 1");
+    s_ack (veilig_thuis, first->deliver->seq);
+    Kp__Wire__Command *second = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    cr_assert_gt (second->deliver->seq, first->deliver->seq);
+    s_free (first);
+    s_free (second);
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+}
+
 Test (kp_server, unacked_delivery_is_redelivered_after_the_ack_timeout)
 {
     s_start ("delivery\n    ack-timeout = 500\n");
