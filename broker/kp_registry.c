@@ -45,72 +45,9 @@ struct _kp_registry_t {
 
 
 //  --------------------------------------------------------------------------
-//  Validation of partner fields. kp_region.c holds the same rules for the
-//  writing side; change both together.
-
-//  True if id is [a-z0-9-]{1,64} starting with a letter or digit
-static bool
-s_id_valid (const char *id)
-{
-    size_t length = strlen (id);
-    if (length == 0 || length > S_ID_MAX || id [0] == '-')
-        return false;
-    for (size_t index = 0; index < length; index++) {
-        char c = id [index];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-//  True if name is 1..256 bytes of UTF-8 without control characters or
-//  double quotes (ZPL cannot carry a double quote inside a value)
-static bool
-s_name_valid (const char *name)
-{
-    const uint8_t *cursor = (const uint8_t *) name;
-    size_t length = strlen (name);
-    if (length == 0 || length > S_NAME_MAX)
-        return false;
-    while (*cursor) {
-        uint8_t lead = *cursor;
-        size_t extra = 0;
-        uint32_t point = lead;
-        if (lead < 0x20 || lead == 0x7F || lead == '"')
-            return false;
-        if (lead < 0x80) {
-            cursor++;
-            continue;
-        }
-        if ((lead & 0xE0) == 0xC0) {
-            extra = 1;
-            point = lead & 0x1F;
-        }
-        else if ((lead & 0xF0) == 0xE0) {
-            extra = 2;
-            point = lead & 0x0F;
-        }
-        else if ((lead & 0xF8) == 0xF0) {
-            extra = 3;
-            point = lead & 0x07;
-        }
-        else
-            return false;
-        for (size_t index = 1; index <= extra; index++) {
-            if ((cursor [index] & 0xC0) != 0x80)
-                return false;
-            point = (point << 6) | (cursor [index] & 0x3F);
-        }
-        if ((extra == 1 && point < 0x80)
-        ||  (extra == 2 && point < 0x800)
-        ||  (extra == 3 && (point < 0x10000 || point > 0x10FFFF))
-        ||  (point >= 0xD800 && point <= 0xDFFF)
-        ||  (point >= 0x80 && point < 0xA0))
-            return false;
-        cursor += extra + 1;
-    }
-    return true;
-}
+//  Validation of partner fields: the one set of rules for the broker, which
+//  refuses to load a partner that breaks them, and kp-keys, which refuses to
+//  write one.
 
 //  True if address is a CBS municipality code, GM + 4 digits
 static bool
@@ -141,17 +78,54 @@ s_school_valid (const char *address)
     return true;
 }
 
-//  Check a partner's fields against the region's rules. Returns NULL if
-//  they hold, else what is wrong (a static string).
-static const char *
-s_partner_check (const char *id, Kp__Wire__Role role, const char *name,
-                 const char *const *addresses, size_t address_count, bool covenant)
+bool
+kp_partner_id_valid (const char *id)
 {
-    if (!s_id_valid (id))
+    assert (id);
+    size_t length = strlen (id);
+    if (length == 0 || length > S_ID_MAX || id [0] == '-')
+        return false;
+    for (size_t index = 0; index < length; index++) {
+        char c = id [index];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool
+kp_partner_name_valid (const char *name)
+{
+    assert (name);
+    size_t length = strlen (name);
+    if (length == 0 || length > S_NAME_MAX || !kp_utf8_valid (name))
+        return false;
+    //  No C0 or C1 control characters, no DEL, no double quote
+    for (const uint8_t *cursor = (const uint8_t *) name; *cursor; cursor++) {
+        if (*cursor < 0x20 || *cursor == 0x7F || *cursor == '"')
+            return false;
+        if (cursor [0] == 0xC2 && cursor [1] >= 0x80 && cursor [1] < 0xA0)
+            return false;
+    }
+    return true;
+}
+
+bool
+kp_address_valid (const char *address)
+{
+    assert (address);
+    return s_municipality_valid (address) || s_school_valid (address);
+}
+
+const char *
+kp_partner_check (const char *id, Kp__Wire__Role role, const char *name,
+                  const char *const *addresses, size_t address_count, bool covenant)
+{
+    if (!kp_partner_id_valid (id))
         return "bad id (want [a-z0-9-]{1,64}, starting with a letter or digit)";
     if (!kp_role_name (role))
         return "bad role";
-    if (!s_name_valid (name))
+    if (!kp_partner_name_valid (name))
         return "bad name (1-256 bytes of UTF-8, no control characters or '\"')";
     if (address_count > S_ADDRESSES_MAX)
         return "too many addresses";
@@ -179,16 +153,6 @@ s_partner_check (const char *id, Kp__Wire__Role role, const char *name,
     if (covenant && role != KP__WIRE__ROLE__SCHOOL)
         return "only a school can be a covenant member";
     return NULL;
-}
-
-//  --------------------------------------------------------------------------
-//  True if address is a valid municipality or school code
-
-bool
-kp_address_valid (const char *address)
-{
-    assert (address);
-    return s_municipality_valid (address) || s_school_valid (address);
 }
 
 
@@ -370,7 +334,7 @@ s_partner_load (const char *path, const char *file_id)
         goto cleanup;
     }
     self->covenant = streq (covenant, "1");
-    const char *fault = s_partner_check (partner, role, name,
+    const char *fault = kp_partner_check (partner, role, name,
                                          (const char *const *) self->addresses,
                                          self->address_count, self->covenant);
     if (fault) {
@@ -502,7 +466,7 @@ s_partner_list_load (kp_registry_t *self)
             s_partner_list_destroy (&list);
             goto cleanup;
         }
-        if (!s_id_valid (name)) {
+        if (!kp_partner_id_valid (name)) {
             s_cert_refuse (path, "file name is not a partner id");
             free (path);
             s_partner_list_destroy (&list);

@@ -80,4 +80,21 @@ size_t
 bool
     kp_address_valid (const char *address);
 
+//  True if id is a valid partner id: [a-z0-9-]{1,64}, not starting with '-'.
+bool
+    kp_partner_id_valid (const char *id);
+
+//  True if name is 1..256 bytes of UTF-8 without control characters or
+//  double quotes (ZPL cannot carry a double quote inside a value).
+bool
+    kp_partner_name_valid (const char *name);
+
+//  Check a partner's fields against the region's rules, the same for the
+//  broker loading a partner and kp-keys writing one. Returns NULL if they
+//  hold, else what is wrong (a static string).
+const char *
+    kp_partner_check (const char *id, Kp__Wire__Role role, const char *name,
+                      const char *const *addresses, size_t address_count,
+                      bool covenant);
+
 #endif

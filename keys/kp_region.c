@@ -39,148 +39,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define S_ID_MAX 64                 //  longest partner id
-#define S_NAME_MAX 256              //  longest organisation name, bytes
-#define S_ADDRESSES_MAX 400         //  more than the municipalities of NL
 #define S_CERT_MAX 65536            //  largest cert we read back, bytes
-
-
-//  --------------------------------------------------------------------------
-//  Validation of partner fields: the same rules as kp_registry.c, which
-//  refuses to load what these would refuse to write; change both together.
-
-//  True if id is [a-z0-9-]{1,64} starting with a letter or digit
-static bool
-s_id_valid (const char *id)
-{
-    size_t length = strlen (id);
-    if (length == 0 || length > S_ID_MAX || id [0] == '-')
-        return false;
-    for (size_t index = 0; index < length; index++) {
-        char c = id [index];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-//  True if name is 1..256 bytes of UTF-8 without control characters or
-//  double quotes (ZPL cannot carry a double quote inside a value)
-static bool
-s_name_valid (const char *name)
-{
-    const uint8_t *cursor = (const uint8_t *) name;
-    size_t length = strlen (name);
-    if (length == 0 || length > S_NAME_MAX)
-        return false;
-    while (*cursor) {
-        uint8_t lead = *cursor;
-        size_t extra = 0;
-        uint32_t point = lead;
-        if (lead < 0x20 || lead == 0x7F || lead == '"')
-            return false;
-        if (lead < 0x80) {
-            cursor++;
-            continue;
-        }
-        if ((lead & 0xE0) == 0xC0) {
-            extra = 1;
-            point = lead & 0x1F;
-        }
-        else if ((lead & 0xF0) == 0xE0) {
-            extra = 2;
-            point = lead & 0x0F;
-        }
-        else if ((lead & 0xF8) == 0xF0) {
-            extra = 3;
-            point = lead & 0x07;
-        }
-        else
-            return false;
-        for (size_t index = 1; index <= extra; index++) {
-            if ((cursor [index] & 0xC0) != 0x80)
-                return false;
-            point = (point << 6) | (cursor [index] & 0x3F);
-        }
-        if ((extra == 1 && point < 0x80)
-        ||  (extra == 2 && point < 0x800)
-        ||  (extra == 3 && (point < 0x10000 || point > 0x10FFFF))
-        ||  (point >= 0xD800 && point <= 0xDFFF)
-        ||  (point >= 0x80 && point < 0xA0))
-            return false;
-        cursor += extra + 1;
-    }
-    return true;
-}
-
-//  True if address is a CBS municipality code, GM + 4 digits
-static bool
-s_municipality_valid (const char *address)
-{
-    if (strlen (address) != 6 || address [0] != 'G' || address [1] != 'M')
-        return false;
-    for (size_t index = 2; index < 6; index++)
-        if (address [index] < '0' || address [index] > '9')
-            return false;
-    return true;
-}
-
-//  True if address is a school code, 2 digits + 2 capitals + 2 digits
-static bool
-s_school_valid (const char *address)
-{
-    if (strlen (address) != 6)
-        return false;
-    for (size_t index = 0; index < 6; index++) {
-        char c = address [index];
-        bool letter = index == 2 || index == 3;
-        if (letter && (c < 'A' || c > 'Z'))
-            return false;
-        if (!letter && (c < '0' || c > '9'))
-            return false;
-    }
-    return true;
-}
-
-//  Check a partner's fields against the region's rules. Returns NULL if
-//  they hold, else what is wrong (a static string).
-static const char *
-s_partner_check (const char *id, Kp__Wire__Role role, const char *name,
-                 const char *const *addresses, size_t address_count, bool covenant)
-{
-    if (!s_id_valid (id))
-        return "bad id (want [a-z0-9-]{1,64}, starting with a letter or digit)";
-    if (!kp_role_name (role))
-        return "bad role";
-    if (!s_name_valid (name))
-        return "bad name (1-256 bytes of UTF-8, no control characters or '\"')";
-    if (address_count > S_ADDRESSES_MAX)
-        return "too many addresses";
-    for (size_t index = 0; index < address_count; index++) {
-        if (!kp_address_valid (addresses [index]))
-            return "bad address (want GM + 4 digits, or a school code like 12AB00)";
-        for (size_t other = 0; other < index; other++)
-            if (streq (addresses [index], addresses [other]))
-                return "address listed twice";
-    }
-    if (role == KP__WIRE__ROLE__SCHOOL) {
-        if (address_count != 1 || !s_school_valid (addresses [0]))
-            return "a school needs exactly one school-code address";
-    }
-    else {
-        for (size_t index = 0; index < address_count; index++)
-            if (!s_municipality_valid (addresses [index]))
-                return "only a school has a school-code address";
-    }
-    if ((role == KP__WIRE__ROLE__VEILIG_THUIS || role == KP__WIRE__ROLE__LOCAL_TEAM
-    ||   role == KP__WIRE__ROLE__LEERPLICHT) && address_count == 0)
-        return "this role needs at least one municipality address";
-    if (role == KP__WIRE__ROLE__AUDITOR && address_count > 0)
-        return "an auditor serves no addresses";
-    if (covenant && role != KP__WIRE__ROLE__SCHOOL)
-        return "only a school can be a covenant member";
-    return NULL;
-}
 
 
 //  --------------------------------------------------------------------------
@@ -554,7 +413,7 @@ kp_region_init (const char *region_dir, const char *name)
     char *temp_dir = NULL;
     char key_prefix [9] = "";
 
-    if (!s_name_valid (name)) {
+    if (!kp_partner_name_valid (name)) {
         zsys_error ("kp_region: bad broker name (1-256 bytes of UTF-8, "
                     "no control characters or '\"')");
         goto cleanup;
@@ -745,7 +604,7 @@ s_addresses_join (const char *const *addresses, size_t count)
 
 int
 kp_region_add (const char *region_dir, const char *id, Kp__Wire__Role role,
-               const char *name, const char **addresses, bool covenant,
+               const char *name, const char *const *addresses, bool covenant,
                const char *public_key)
 {
     assert (region_dir);
@@ -773,12 +632,12 @@ kp_region_add (const char *region_dir, const char *id, Kp__Wire__Role role,
     size_t address_count = 0;
     while (addresses && addresses [address_count])
         address_count++;
-    const char *fault = s_partner_check (id, role, name, addresses, address_count,
+    const char *fault = kp_partner_check (id, role, name, addresses, address_count,
                                          covenant);
     if (fault) {
         //  An id that is not valid may hold anything: it is not echoed
         zsys_error ("kp_region: partner refused id=%s reason=%s",
-                    s_id_valid (id)? id: "(invalid)", fault);
+                    kp_partner_id_valid (id)? id: "(invalid)", fault);
         goto cleanup;
     }
     uint8_t key_bin [32];
@@ -926,7 +785,7 @@ kp_region_revoke (const char *region_dir, const char *id)
 {
     assert (region_dir);
     assert (id);
-    if (!s_id_valid (id)) {
+    if (!kp_partner_id_valid (id)) {
         zsys_error ("kp_region: cannot revoke, bad id (want [a-z0-9-]{1,64})");
         return -1;
     }

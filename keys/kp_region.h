@@ -38,7 +38,7 @@ int
 //  Returns 0 or -1 with one zsys_error line.
 int
     kp_region_add (const char *region_dir, const char *id, Kp__Wire__Role role,
-                   const char *name, const char **addresses, bool covenant,
+                   const char *name, const char *const *addresses, bool covenant,
                    const char *public_key) KP_MUST_CHECK;
 
 //  Revoke partner id: move partners/ID to revoked/ID with revoked = time,

@@ -94,9 +94,12 @@ kp_command_pack (const Kp__Wire__Command *command)
     return frame;
 }
 
-//  Strict UTF-8 check (no overlongs, no surrogates, no NUL)
-static bool
-s_utf8_valid (const char *text)
+//  --------------------------------------------------------------------------
+//  True if text is strict UTF-8: no overlongs, no surrogates, nothing past
+//  U+10FFFF
+
+bool
+kp_utf8_valid (const char *text)
 {
     const uint8_t *cursor = (const uint8_t *) text;
     while (*cursor) {
@@ -167,7 +170,7 @@ kp_message_strings_valid (const ProtobufCMessage *message)
             if (!value)
                 continue;
             if (field->type == PROTOBUF_C_TYPE_STRING) {
-                if (!s_utf8_valid ((const char *) value))
+                if (!kp_utf8_valid ((const char *) value))
                     return false;
             }
             else

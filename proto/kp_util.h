@@ -60,6 +60,11 @@ Kp__Wire__Command *
 bool
     kp_message_strings_valid (const ProtobufCMessage *message);
 
+//  True if text is strict UTF-8 (no overlongs, surrogates or code points
+//  past U+10FFFF).
+bool
+    kp_utf8_valid (const char *text);
+
 //  Names of enum values: types and roles lower-cased ("school_notification"),
 //  errors, statuses and events as in the .proto ("FORBIDDEN"). NULL for
 //  values outside the enum.

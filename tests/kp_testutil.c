@@ -81,7 +81,7 @@ kp_test_region_new (void)
          index++) {
         const s_demo_partner_t *partner = s_demo_partners + index;
         cr_assert_eq (kp_region_add (self->region, partner->id, partner->role,
-                                     "Demo organisation", (const char **) partner->addresses,
+                                     "Demo organisation", partner->addresses,
                                      partner->covenant, NULL), 0,
                       "cannot add %s", partner->id);
     }
