@@ -623,7 +623,7 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
 //  message) queue a status to its sender
 static void
 s_item_settle (self_t *self, kp_item_t *item, Kp__Wire__EventKind event,
-               Kp__Wire__ErrorCode outcome)
+               Kp__Wire__ErrorCode outcome, const char *reason)
 {
     Kp__Wire__Record *original = s_record_read (self, item->pos);
     if (!original) {
@@ -644,6 +644,21 @@ s_item_settle (self_t *self, kp_item_t *item, Kp__Wire__EventKind event,
     record.outcome = outcome;
     if (item->kind == KP_ITEM_STATUS)
         record.status = original->status;
+    //  A recipient's reason for a nack is free text: it goes to the body
+    //  store, never into the log, which names it by position and hash
+    uint8_t reason_hash [KP_HASH_SIZE];
+    if (reason && *reason) {
+        uint64_t reason_seq;
+        if (kp_log_append (self->bodies, reason, strlen (reason), &reason_seq,
+                           &record.body_pos)) {
+            kp__wire__record__free_unpacked (original, NULL);
+            s_fatal (self, "append to the body store failed");
+            return;
+        }
+        crypto_hash_sha256 (reason_hash, (const uint8_t *) reason, strlen (reason));
+        record.body_hash.data = reason_hash;
+        record.body_hash.len = sizeof reason_hash;
+    }
     uint64_t pos;
     uint64_t seq = s_record_append (self, &record, &pos);
     if (seq != UINT64_MAX && item->kind == KP_ITEM_MESSAGE)
@@ -656,7 +671,8 @@ s_item_settle (self_t *self, kp_item_t *item, Kp__Wire__EventKind event,
 }
 
 static void
-s_ack (self_t *self, s_session_t *session, uint64_t seq, bool positive)
+s_ack (self_t *self, s_session_t *session, uint64_t seq, bool positive,
+       const char *reason)
 {
     kp_item_t *item = kp_queue_find (self->queue, seq);
     //  An ack for something already settled is a harmless repeat
@@ -664,14 +680,14 @@ s_ack (self_t *self, s_session_t *session, uint64_t seq, bool positive)
         return;
     if (item->kind == KP_ITEM_STATUS)
         s_item_settle (self, item, KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED,
-                       KP__WIRE__ERROR_CODE__OK);
+                       KP__WIRE__ERROR_CODE__OK, NULL);
     else
     if (positive)
         s_item_settle (self, item, KP__WIRE__EVENT_KIND__ACKNOWLEDGED,
-                       KP__WIRE__ERROR_CODE__OK);
+                       KP__WIRE__ERROR_CODE__OK, NULL);
     else
         s_item_settle (self, item, KP__WIRE__EVENT_KIND__NACKED,
-                       KP__WIRE__ERROR_CODE__UNEXPECTED);
+                       KP__WIRE__ERROR_CODE__UNEXPECTED, reason);
 }
 
 //  --------------------------------------------------------------------------
@@ -788,10 +804,10 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
             s_submit (self, session, partner, command->submit);
             break;
         case KP__WIRE__COMMAND__KIND_ACK:
-            s_ack (self, session, command->ack->seq, true);
+            s_ack (self, session, command->ack->seq, true, NULL);
             break;
         case KP__WIRE__COMMAND__KIND_NACK:
-            s_ack (self, session, command->nack->seq, false);
+            s_ack (self, session, command->nack->seq, false, command->nack->reason);
             break;
         case KP__WIRE__COMMAND__KIND_CREDIT:
             session->credit = s_credit_granted (self, command->credit->credit);
@@ -915,6 +931,7 @@ s_deliver_item (self_t *self, s_session_t *session, kp_item_t *item)
     Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
     Kp__Wire__Deliver deliver = KP__WIRE__DELIVER__INIT;
     Kp__Wire__Status status = KP__WIRE__STATUS__INIT;
+    char *reason_text = NULL;       //  a nack's reason, read from the body store
     if (item->kind == KP_ITEM_MESSAGE) {
         size_t body_size;
         const uint8_t *body = kp_log_read (self->bodies, item->body_pos, &body_size);
@@ -939,10 +956,22 @@ s_deliver_item (self_t *self, s_session_t *session, kp_item_t *item)
         status.status = s_status_of (record->event);
         status.at_ms = record->time_ms;
         status.partner = record->recipient;
+        status.type = record->type;
+        size_t reason_size = 0;
+        const uint8_t *reason = NULL;
+        if (record->event == KP__WIRE__EVENT_KIND__NACKED
+        &&  record->body_hash.len == KP_HASH_SIZE)
+            reason = kp_log_read (self->bodies, record->body_pos, &reason_size);
+        if (reason) {
+            reason_text = strndup ((const char *) reason, reason_size);
+            assert (reason_text);
+            status.reason = reason_text;
+        }
         command.kind_case = KP__WIRE__COMMAND__KIND_STATUS;
         command.status = &status;
     }
     int rc = s_send_command (self, session, &command);
+    free (reason_text);
     if (rc == -1)
         rc = self->send_error == EHOSTUNREACH? -2: -1;
     if (rc == 0) {
@@ -1012,7 +1041,7 @@ s_timers (self_t *self)
     int64_t now = kp_now_ms ();
     while (!self->fatal && (item = kp_queue_next_expired (self->queue, now)))
         s_item_settle (self, item, KP__WIRE__EVENT_KIND__EXPIRED_EVENT,
-                       KP__WIRE__ERROR_CODE__EXPIRED);
+                       KP__WIRE__ERROR_CODE__EXPIRED, NULL);
     //  A session we heard nothing from for three heartbeats is gone
     zlistx_t *idle = zlistx_new ();
     int64_t limit = 3 * (int64_t) self->config->heartbeat;

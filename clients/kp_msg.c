@@ -724,6 +724,7 @@ kp_msg_new_status (const Kp__Wire__Status *status)
     self->attempt = 1;
     self->status = status->status;
     self->status_at_ms = status->at_ms;
+    self->type = status->type;
     s_set_string (&self->status_partner, status->partner);
     s_set_string (&self->status_reason, status->reason);
     char *id_hex = kp_hex_encode (status->id.data, KP_ID_SIZE);
@@ -904,6 +905,8 @@ kp_msg_json (kp_msg_t *self)
         fputs ("{\"status\":", stream);
         s_put_string (stream, kp_msg_status (self));
         s_put_member (stream, "id", self->id_hex);
+        if (*kp_msg_type (self))
+            s_put_member (stream, "type", kp_msg_type (self));
         s_put_member (stream, "partner", self->status_partner);
         s_put_time (stream, "at", self->status_at_ms);
         if (*self->status_reason)

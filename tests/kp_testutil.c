@@ -12,6 +12,8 @@
 #include <sodium.h>
 #include <sys/wait.h>
 
+static char *s_slurp (const char *path);
+
 #define S_START_DEADLINE 15000      //  msec for the broker to become ready
 
 //  --------------------------------------------------------------------------
@@ -98,8 +100,20 @@ kp_test_region_destroy (kp_test_region_t **self_p)
     kp_test_region_t *self = *self_p;
     if (!self)
         return;
-    if (self->pid)
-        kp_test_broker_stop (self, SIGKILL);
+    if (self->pid) {
+        //  A broker that crashed, or that a sanitizer complained about, fails
+        //  the test that ran it, with the broker's own log
+        int status = kp_test_broker_stop (self, SIGTERM);
+        char *log_path = zsys_sprintf ("%s/broker.log", self->dir);
+        char *log_text = s_slurp (log_path);
+        bool clean = WIFEXITED (status) && WEXITSTATUS (status) == 0
+                  && !(log_text && (strstr (log_text, "Sanitizer")
+                                ||  strstr (log_text, "runtime error")));
+        cr_expect (clean, "ketenpostd did not stop cleanly (status %d):\n%s", status,
+                   log_text? log_text: "");
+        zstr_free (&log_text);
+        zstr_free (&log_path);
+    }
     if (!getenv ("KP_TEST_KEEP"))
         kp_test_rmtree (self->dir);
     zstr_free (&self->endpoint);

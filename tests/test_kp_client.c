@@ -729,6 +729,8 @@ Test (kp_client, nack_gives_the_sender_a_refused_status)
     char *json = kp_msg_json (status);
     cr_expect_not_null (strstr (json, "{\"status\":\"REFUSED\""), "%s", json);
     cr_expect_not_null (strstr (json, "\"partner\":\"vt-twente\""), "%s", json);
+    cr_expect_not_null (strstr (json, "\"type\":\"signal\""), "%s", json);
+    cr_expect_not_null (strstr (json, "\"reason\":\"not our region"), "%s", json);
     free (json);
     cr_expect_eq (kp_client_ack (police, status), 0);
     kp_msg_destroy (&status);
