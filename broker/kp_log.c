@@ -1073,6 +1073,60 @@ kp_log_read (kp_log_t *self, uint64_t pos, size_t *size_p)
 }
 
 //  --------------------------------------------------------------------------
+//  Position of the next record; see kp_log.h
+
+uint64_t
+kp_log_next_pos (kp_log_t *self, uint64_t pos, size_t size)
+{
+    assert (self);
+    uint64_t index = pos >> S_OFFSET_BITS;
+    uint64_t offset = (pos & S_OFFSET_MASK) + S_FRAME_SIZE + size;
+    assert (index < self->segment_count);
+    if (offset >= self->segments [index].size && index + 1 < self->segment_count)
+        return (index + 1) << S_OFFSET_BITS | S_HEADER_SIZE;
+    return index << S_OFFSET_BITS | offset;
+}
+
+//  --------------------------------------------------------------------------
+//  Position of record seq: the segment by binary search on first seqs, then
+//  a walk over frame headers; see kp_log.h
+
+int
+kp_log_seek (kp_log_t *self, uint64_t seq, uint64_t *pos_p)
+{
+    assert (self);
+    assert (pos_p);
+    assert (seq < self->next_seq);
+    size_t low = 0;
+    size_t high = self->segment_count;
+    while (high - low > 1) {
+        size_t middle = low + (high - low) / 2;
+        if (self->segments [middle].first_seq <= seq)
+            low = middle;
+        else
+            high = middle;
+    }
+    const s_segment_t *segment = &self->segments [low];
+    uint64_t offset = S_HEADER_SIZE;
+    for (uint64_t current = segment->first_seq; current < seq; current++) {
+        uint8_t frame [S_FRAME_SIZE];
+        if (offset + S_FRAME_SIZE > segment->size
+        ||  s_pread_full (segment->fd, frame, S_FRAME_SIZE, offset)) {
+            s_read_failed (self, segment, offset, "cannot read a frame header");
+            return -1;
+        }
+        uint32_t length = s_get_u32 (frame);
+        if (length == 0 || length > KP_LOG_MAX_RECORD) {
+            s_read_failed (self, segment, offset, "bad frame length");
+            return -1;
+        }
+        offset += S_FRAME_SIZE + length;
+    }
+    *pos_p = (uint64_t) low << S_OFFSET_BITS | offset;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Visit every record in order; see kp_log.h. Reads each segment with large
 //  sequential reads and checks every checksum again.
 

@@ -73,6 +73,18 @@ int
 const uint8_t *
     kp_log_read (kp_log_t *self, uint64_t pos, size_t *size_p);
 
+//  The position of the record after the one at pos, whose payload has size
+//  bytes (as kp_log_read gave it); the append point after the last record.
+//  For reading a run of records in order without a seek each.
+uint64_t
+    kp_log_next_pos (kp_log_t *self, uint64_t pos, size_t size);
+
+//  Find the position of record seq (< kp_log_size). Reads only frame
+//  headers, within the one segment that holds seq. 0, or -1 on a read
+//  error or a bad frame (logged).
+int
+    kp_log_seek (kp_log_t *self, uint64_t seq, uint64_t *pos_p) KP_MUST_CHECK;
+
 //  Visit every record from the first, in order. Returns 0, or -1 if the
 //  visitor stopped it or a read failed.
 //  The data passed to the visitor is valid during the call only; the

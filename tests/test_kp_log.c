@@ -509,6 +509,31 @@ Test (kp_log, segments_roll_over_and_reads_cross_them)
     s_dir_remove (&dir);
 }
 
+Test (kp_log, seek_and_next_pos_find_every_record_across_segments)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, 150, true, KP_LOG_OK);
+    uint64_t positions [20];
+    s_append_records (log, 20, positions);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+    log = s_open (dir, 150, true, KP_LOG_OK);
+    uint64_t pos = positions [0];
+    for (uint64_t seq = 0; seq < 20; seq++) {
+        uint64_t found;
+        cr_assert_eq (kp_log_seek (log, seq, &found), 0);
+        cr_assert_eq (found, positions [seq], "seek of %" PRIu64, seq);
+        cr_assert_eq (pos, positions [seq], "next_pos chain at %" PRIu64, seq);
+        size_t size;
+        const uint8_t *data = kp_log_read (log, pos, &size);
+        cr_assert_not_null (data);
+        cr_assert (s_payload_is (seq, data, size));
+        pos = kp_log_next_pos (log, pos, size);
+    }
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
 Test (kp_log, a_record_larger_than_a_segment_gets_its_own)
 {
     char *dir = kp_test_tempdir ();
