@@ -19,6 +19,7 @@
 */
 #include "kp_server.h"
 #include "kp_log.h"
+#include "kp_notary.h"
 #include "kp_policy.h"
 #include "kp_queue.h"
 #include "kp_registry.h"
@@ -32,6 +33,8 @@
 #define S_REGISTRY_CHECK 500            //  msec between registry stat checks
 #define S_AUTH_FAILURE_QUIET 60000      //  msec between records per bad key
 #define S_CURVE_OVERHEAD 64             //  bytes CURVE adds to a frame
+#define S_CHECKPOINT_IVL 1000           //  msec, least time between checkpoints
+#define S_AUDIT_ENTRIES 1000            //  most records in one AuditReply
 
 //  A connected client: one routing id
 typedef struct {
@@ -72,6 +75,7 @@ typedef struct {
     kp_registry_t *registry;        //  live partner registry
     kp_log_t *log;                  //  the audit log: the store
     kp_log_t *bodies;               //  the body store
+    kp_notary_t *notary;            //  Merkle tree and checkpoints
     kp_queue_t *queue;              //  delivery state
     zhashx_t *sessions;             //  key -> s_session_t
     zhashx_t *accepted;             //  hex message id -> s_accepted_t
@@ -85,6 +89,7 @@ typedef struct {
     int send_error;                 //  errno of the last failed send
     int64_t next_tick;              //  monotonic ms of the next timer run
     int64_t next_registry_check;
+    int64_t next_checkpoint;        //  monotonic ms: no checkpoint before
 } self_t;
 
 static void s_fatal (self_t *self, const char *what);
@@ -158,6 +163,10 @@ s_record_append (self_t *self, Kp__Wire__Record *record, uint64_t *pos_p)
     uint64_t seq, pos;
     if (kp_log_append (self->log, self->pack_buffer, size, &seq, &pos)) {
         s_fatal (self, "append to the log failed");
+        return UINT64_MAX;
+    }
+    if (kp_notary_append (self->notary, self->pack_buffer, size)) {
+        s_fatal (self, "append to the Merkle tree failed");
         return UINT64_MAX;
     }
     assert (seq == record->seq);
@@ -691,6 +700,178 @@ s_ack (self_t *self, s_session_t *session, uint64_t seq, bool positive,
 }
 
 //  --------------------------------------------------------------------------
+//  The auditor's questions: the latest checkpoint, records, proofs. Every
+//  question is itself an AUDITOR_ACCESS record, and an answer goes out only
+//  once that record is durable. Answers cover durable records only.
+
+//  Fill reply with records [start, start + count), as stored, within limit
+//  bytes; sets *reason on a read error. The entries are malloc'd.
+static Kp__Wire__ErrorCode
+s_audit_entries (self_t *self, uint64_t start, uint32_t count, size_t limit,
+                 Kp__Wire__AuditReply *reply, const char **reason)
+{
+    uint64_t durable = kp_log_synced (self->log);
+    if (start >= durable) {
+        *reason = "start is past the end of the durable log";
+        return KP__WIRE__ERROR_CODE__UNKNOWN_REFERENCE;
+    }
+    if (count > S_AUDIT_ENTRIES)
+        count = S_AUDIT_ENTRIES;
+    if (count > durable - start)
+        count = (uint32_t) (durable - start);
+    uint64_t pos;
+    if (kp_log_seek (self->log, start, &pos)) {
+        *reason = "the broker cannot read its log";
+        return KP__WIRE__ERROR_CODE__UNAVAILABLE;
+    }
+    reply->start = start;
+    reply->entries = (ProtobufCBinaryData *) calloc (count? count: 1,
+                                                     sizeof (ProtobufCBinaryData));
+    assert (reply->entries);
+    size_t total = 0;
+    for (uint32_t index = 0; index < count; index++) {
+        size_t size;
+        const uint8_t *data = kp_log_read (self->log, pos, &size);
+        if (!data) {
+            *reason = "the broker cannot read its log";
+            return KP__WIRE__ERROR_CODE__UNAVAILABLE;
+        }
+        //  Always at least one record, however large; then only what fits
+        if (index > 0 && total + size + 16 > limit)
+            break;
+        total += size + 16;
+        reply->entries [index].data = (uint8_t *) malloc (size);
+        assert (reply->entries [index].data);
+        memcpy (reply->entries [index].data, data, size);
+        reply->entries [index].len = size;
+        reply->n_entries = index + 1;
+        pos = kp_log_next_pos (self->log, pos, size);
+    }
+    return KP__WIRE__ERROR_CODE__OK;
+}
+
+//  How an AUDITOR_ACCESS record names a query
+static const char *
+s_audit_query_name (Kp__Wire__AuditRequest__QueryCase query)
+{
+    switch (query) {
+        case KP__WIRE__AUDIT_REQUEST__QUERY_CHECKPOINT: return "checkpoint";
+        case KP__WIRE__AUDIT_REQUEST__QUERY_ENTRIES: return "entries";
+        case KP__WIRE__AUDIT_REQUEST__QUERY_INCLUSION: return "inclusion";
+        case KP__WIRE__AUDIT_REQUEST__QUERY_CONSISTENCY: return "consistency";
+        default: return "none";
+    }
+}
+
+static void
+s_audit (self_t *self, s_session_t *session, const kp_partner_t *partner,
+         Kp__Wire__AuditRequest *request)
+{
+    Kp__Wire__AuditReply reply = KP__WIRE__AUDIT_REPLY__INIT;
+    reply.tag = request->tag;
+    uint8_t hashes [KP_MERKLE_MAX_PROOF * KP_MERKLE_HASH];
+    ProtobufCBinaryData proof [KP_MERKLE_MAX_PROOF];
+    uint8_t leaf_hash [KP_MERKLE_HASH];
+    size_t proof_count = 0;
+    kp_merkle_t *tree = kp_notary_tree (self->notary);
+    uint64_t durable = kp_log_synced (self->log);
+    uint64_t latest_size = kp_notary_latest_size (self->notary);
+    const char *latest = kp_notary_latest (self->notary);
+    Kp__Wire__ErrorCode code = KP__WIRE__ERROR_CODE__OK;
+    const char *reason = NULL;
+
+    Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+    record.event = KP__WIRE__EVENT_KIND__AUDITOR_ACCESS;
+    record.sender = (char *) partner->id;
+    record.sender_role = partner->role;
+    record.purpose = (char *) s_audit_query_name (request->query_case);
+    if (partner->role != KP__WIRE__ROLE__AUDITOR) {
+        code = KP__WIRE__ERROR_CODE__FORBIDDEN;
+        reason = "only an auditor may read the log";
+    }
+    else
+    if (!latest) {
+        code = KP__WIRE__ERROR_CODE__UNAVAILABLE;
+        reason = "no checkpoint signed yet; ask again in a second";
+    }
+    else
+    switch (request->query_case) {
+        case KP__WIRE__AUDIT_REQUEST__QUERY_CHECKPOINT:
+            break;
+        case KP__WIRE__AUDIT_REQUEST__QUERY_ENTRIES:
+            record.ref_seq = request->entries->start;
+            code = s_audit_entries (self, request->entries->start, request->entries->count,
+                                    (size_t) self->config->max_message / 2, &reply, &reason);
+            break;
+        case KP__WIRE__AUDIT_REQUEST__QUERY_INCLUSION: {
+            uint64_t index = request->inclusion->index;
+            uint64_t size = request->inclusion->size? request->inclusion->size: latest_size;
+            record.ref_seq = index;
+            if (index >= size || size > durable) {
+                code = KP__WIRE__ERROR_CODE__UNKNOWN_REFERENCE;
+                reason = "need index < size <= the durable log's size";
+            }
+            else
+            if (kp_merkle_inclusion (tree, index, size, hashes, &proof_count)
+            ||  kp_merkle_leaf (tree, index, leaf_hash)) {
+                code = KP__WIRE__ERROR_CODE__UNAVAILABLE;
+                reason = "the broker cannot read its Merkle tree";
+            }
+            reply.index = index;
+            reply.size = size;
+            reply.leaf_hash.data = leaf_hash;
+            reply.leaf_hash.len = sizeof leaf_hash;
+            break;
+        }
+        case KP__WIRE__AUDIT_REQUEST__QUERY_CONSISTENCY: {
+            uint64_t old_size = request->consistency->old_size;
+            uint64_t new_size = request->consistency->new_size?
+                                request->consistency->new_size: latest_size;
+            record.ref_seq = old_size;
+            if (old_size == 0 || old_size > new_size || new_size > durable) {
+                code = KP__WIRE__ERROR_CODE__UNKNOWN_REFERENCE;
+                reason = "need 0 < old_size <= new_size <= the durable log's size";
+            }
+            else
+            if (kp_merkle_consistency (tree, old_size, new_size, hashes, &proof_count)) {
+                code = KP__WIRE__ERROR_CODE__UNAVAILABLE;
+                reason = "the broker cannot read its Merkle tree";
+            }
+            reply.old_size = old_size;
+            reply.size = new_size;
+            break;
+        }
+        default:
+            code = KP__WIRE__ERROR_CODE__MALFORMED;
+            reason = "an audit request needs a query";
+            break;
+    }
+    record.outcome = code;
+    s_record_append (self, &record, NULL);
+    if (code == KP__WIRE__ERROR_CODE__OK) {
+        for (size_t index = 0; index < proof_count; index++) {
+            proof [index].data = hashes + index * KP_MERKLE_HASH;
+            proof [index].len = KP_MERKLE_HASH;
+        }
+        reply.proof = proof;
+        reply.n_proof = proof_count;
+        reply.checkpoint = (char *) latest;
+        Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+        command.kind_case = KP__WIRE__COMMAND__KIND_AUDIT_REPLY;
+        command.audit_reply = &reply;
+        s_reply_later (self, session, &command);
+    }
+    else {
+        kp_debug ("kp_server: audit request refused partner=%s code=%s", partner->id,
+                  kp_error_name (code));
+        s_send_error (self, session, NULL, code, reason);
+    }
+    for (size_t index = 0; index < reply.n_entries; index++)
+        free (reply.entries [index].data);
+    free (reply.entries);
+}
+
+//  --------------------------------------------------------------------------
 //  One command from a client
 
 //  The window a client asked for, capped by delivery/credit
@@ -809,6 +990,9 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
         case KP__WIRE__COMMAND__KIND_NACK:
             s_ack (self, session, command->nack->seq, false, command->nack->reason);
             break;
+        case KP__WIRE__COMMAND__KIND_AUDIT_REQUEST:
+            s_audit (self, session, partner, command->audit_request);
+            break;
         case KP__WIRE__COMMAND__KIND_CREDIT:
             session->credit = s_credit_granted (self, command->credit->credit);
             break;
@@ -823,7 +1007,8 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
         }
         default:
             s_send_error (self, session, NULL, KP__WIRE__ERROR_CODE__UNEXPECTED,
-                          "a client may send hello, submit, ack, nack, credit or ping");
+                          "a client may send hello, submit, ack, nack, credit, ping "
+                          "or audit_request");
             break;
     }
 done:
@@ -898,6 +1083,27 @@ s_commit (self_t *self)
             s_send (self, session, zframe_data (reply->frame), zframe_size (reply->frame));
     }
     zlistx_purge (self->replies);
+}
+
+//  --------------------------------------------------------------------------
+//  Sign a checkpoint over every durable record, if the tree grew since the
+//  last one; at most one a second (S_CHECKPOINT_IVL) from the timers, and
+//  one at start and at stop.
+
+static void
+s_checkpoint (self_t *self)
+{
+    if (self->fatal)
+        return;
+    uint64_t durable = kp_log_synced (self->log);
+    if (durable <= kp_notary_latest_size (self->notary) && kp_notary_latest (self->notary))
+        return;
+    if (kp_notary_checkpoint (self->notary, durable)) {
+        s_fatal (self, "cannot persist a checkpoint");
+        return;
+    }
+    self->next_checkpoint = kp_mono_ms () + S_CHECKPOINT_IVL;
+    kp_debug ("kp_server: checkpoint size=%llu", (unsigned long long) durable);
 }
 
 //  --------------------------------------------------------------------------
@@ -1053,6 +1259,8 @@ s_timers (self_t *self)
          session = (s_session_t *) zlistx_next (idle))
         s_session_drop (self, session, "idle");
     zlistx_destroy (&idle);
+    if (now_mono >= self->next_checkpoint)
+        s_checkpoint (self);
     if (now_mono >= self->next_registry_check) {
         self->next_registry_check = now_mono + S_REGISTRY_CHECK;
         if (kp_registry_stale (self->registry))
@@ -1067,6 +1275,9 @@ static int
 s_replay_record (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, void *arg)
 {
     self_t *self = (self_t *) arg;
+    //  The tree is trusted up to the last checkpoint; the rest is hashed again
+    if (seq >= kp_notary_size (self->notary) && kp_notary_append (self->notary, data, size))
+        return -1;
     Kp__Wire__Record *record = kp__wire__record__unpack (NULL, size, data);
     if (!record || record->seq != seq) {
         zsys_error ("kp_server: log record %llu does not decode; the log is damaged",
@@ -1176,6 +1387,10 @@ s_start (self_t *self)
     self->bodies = self->log? s_log_open (config, "bodies"): NULL;
     if (!self->bodies)
         return -1;
+    self->notary = kp_notary_open (config->data_dir, config->region, config->name,
+                                   kp_log_size (self->log));
+    if (!self->notary)
+        return -1;
     int64_t started = kp_mono_ms ();
     if (kp_log_replay (self->log, s_replay_record, self)) {
         zsys_error ("kp_server: replay of %s/log failed; not starting", config->data_dir);
@@ -1227,6 +1442,7 @@ s_start (self_t *self)
     record.event = KP__WIRE__EVENT_KIND__BROKER_START;
     s_record_append (self, &record, NULL);
     s_commit (self);
+    s_checkpoint (self);
     if (self->fatal)
         return -1;
     zpoller_add (self->poller, self->router);
@@ -1278,6 +1494,7 @@ s_self_destroy (self_t **self_p)
         record.event = KP__WIRE__EVENT_KIND__BROKER_STOP;
         s_record_append (self, &record, NULL);
         s_commit (self);
+        s_checkpoint (self);
         zsys_notice ("kp_server: stopped records=%llu",
                      (unsigned long long) kp_log_size (self->log));
     }
@@ -1290,6 +1507,7 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->accepted);
     zhashx_destroy (&self->sessions);
     kp_queue_destroy (&self->queue);
+    kp_notary_destroy (&self->notary);
     kp_log_destroy (&self->bodies);
     kp_log_destroy (&self->log);
     kp_registry_destroy (&self->registry);

@@ -13,6 +13,8 @@
 #include <sodium.h>
 #include "kp_testutil.h"
 #include "kp_log.h"
+#include "kp_checkpoint.h"
+#include "kp_merkle.h"
 
 #define S_WAIT 5000                 //  msec to wait for an answer
 #define S_SILENCE 1500              //  msec of silence that proves "nothing"
@@ -768,5 +770,238 @@ Test (kp_server, bad_config_stops_the_start_with_exit_1)
     cr_assert_eq (kp_test_run (command, 5000, NULL, NULL), 2);
     free (command);
     free (program);
+    free (path);
+}
+
+//  --------------------------------------------------------------------------
+//  The auditor's questions
+
+//  Add an auditor partner to the region (before s_start)
+static void
+s_add_auditor (void)
+{
+    cr_assert_eq (kp_region_add (region->region, "audit-twente", KP__WIRE__ROLE__AUDITOR,
+                                 "Privacy officer", NULL, false, NULL), 0);
+}
+
+//  Ask, expecting an AuditReply; caller frees
+static Kp__Wire__Command *
+s_audit_ask (zsock_t *dealer, Kp__Wire__AuditRequest *request)
+{
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_AUDIT_REQUEST;
+    command.audit_request = request;
+    s_send (dealer, &command);
+    Kp__Wire__Command *reply = s_recv (dealer, S_WAIT);
+    cr_assert_not_null (reply, "no answer to an audit request");
+    return reply;
+}
+
+//  The latest checkpoint, verified with the region's key
+static kp_checkpoint_t
+s_audit_checkpoint (zsock_t *auditor)
+{
+    Kp__Wire__AuditRequest request = KP__WIRE__AUDIT_REQUEST__INIT;
+    Kp__Wire__CheckpointQuery query = KP__WIRE__CHECKPOINT_QUERY__INIT;
+    request.query_case = KP__WIRE__AUDIT_REQUEST__QUERY_CHECKPOINT;
+    request.checkpoint = &query;
+    request.tag = 7;
+    Kp__Wire__Command *reply = s_audit_ask (auditor, &request);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_AUDIT_REPLY);
+    cr_assert_eq (reply->audit_reply->tag, 7);
+    uint8_t public_key [KP_CHECKPOINT_PUBLIC];
+    cr_assert_eq (kp_checkpoint_load_public (region->region, public_key), 0);
+    kp_checkpoint_t checkpoint;
+    const char *error = NULL;
+    const char *note = reply->audit_reply->checkpoint;
+    cr_assert_eq (kp_checkpoint_verify (note, strlen (note), "ketenpostd", public_key,
+                                        &checkpoint, &error), 0, "%s: %s", error, note);
+    s_free (reply);
+    return checkpoint;
+}
+
+//  Poll until the latest checkpoint covers more than size records
+static kp_checkpoint_t
+s_audit_checkpoint_past (zsock_t *auditor, uint64_t size)
+{
+    int64_t deadline = kp_mono_ms () + S_WAIT;
+    kp_checkpoint_t checkpoint = s_audit_checkpoint (auditor);
+    while (checkpoint.size <= size && kp_mono_ms () < deadline) {
+        zpoller_t *poller = zpoller_new (NULL);
+        zpoller_wait (poller, 100);     //  checkpoints come about once a second
+        zpoller_destroy (&poller);
+        checkpoint = s_audit_checkpoint (auditor);
+    }
+    cr_assert_gt (checkpoint.size, size, "no checkpoint past %" PRIu64, size);
+    return checkpoint;
+}
+
+Test (kp_server, auditor_fetches_the_log_and_its_root_matches_the_signed_checkpoint)
+{
+    s_add_auditor ();
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 0);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    uint64_t seq = s_submit_ok (police, &signal);
+    zsock_t *auditor = s_session ("audit-twente", 0);
+    kp_checkpoint_t checkpoint = s_audit_checkpoint_past (auditor, seq);
+    cr_assert_str_eq (checkpoint.origin, "ketenpostd");
+
+    //  Every record up to the checkpoint, in batches; the root over them
+    //  is the signed one, and the message's record is among them
+    kp_merkle_edge_t edge;
+    kp_merkle_edge_init (&edge);
+    bool found = false;
+    while (edge.size < checkpoint.size) {
+        Kp__Wire__AuditRequest request = KP__WIRE__AUDIT_REQUEST__INIT;
+        Kp__Wire__EntriesQuery query = KP__WIRE__ENTRIES_QUERY__INIT;
+        query.start = edge.size;
+        query.count = 3;
+        request.query_case = KP__WIRE__AUDIT_REQUEST__QUERY_ENTRIES;
+        request.entries = &query;
+        Kp__Wire__Command *reply = s_audit_ask (auditor, &request);
+        cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_AUDIT_REPLY);
+        cr_assert_eq (reply->audit_reply->start, edge.size);
+        cr_assert_gt (reply->audit_reply->n_entries, 0);
+        cr_assert_leq (reply->audit_reply->n_entries, 3);
+        for (size_t index = 0; index < reply->audit_reply->n_entries
+                            && edge.size < checkpoint.size; index++) {
+            ProtobufCBinaryData *entry = &reply->audit_reply->entries [index];
+            Kp__Wire__Record *record = kp__wire__record__unpack (NULL, entry->len, entry->data);
+            cr_assert_not_null (record);
+            cr_assert_eq (record->seq, edge.size);
+            if (record->seq == seq) {
+                cr_assert_eq (record->event, KP__WIRE__EVENT_KIND__ACCEPTED);
+                cr_assert_arr_eq (record->message_id.data, signal.id, KP_ID_SIZE);
+                found = true;
+            }
+            kp__wire__record__free_unpacked (record, NULL);
+            uint8_t leaf [KP_MERKLE_HASH];
+            kp_merkle_leaf_hash (entry->data, entry->len, leaf);
+            kp_merkle_edge_push (&edge, leaf);
+        }
+        s_free (reply);
+    }
+    cr_assert (found, "the receipt's seq is not the message's record");
+    uint8_t root [KP_MERKLE_HASH];
+    kp_merkle_edge_root (&edge, root);
+    cr_assert_arr_eq (root, checkpoint.root, KP_MERKLE_HASH);
+    zsock_destroy (&auditor);
+    zsock_destroy (&police);
+}
+
+Test (kp_server, auditor_proves_a_receipted_message_and_the_log_only_grows)
+{
+    s_add_auditor ();
+    s_start (NULL);
+    zsock_t *auditor = s_session ("audit-twente", 0);
+    kp_checkpoint_t before = s_audit_checkpoint (auditor);
+    zsock_t *police = s_session ("police-oost", 0);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "s");
+    uint64_t seq = s_submit_ok (police, &signal);
+    kp_checkpoint_t after = s_audit_checkpoint_past (auditor, seq);
+
+    //  Inclusion of the receipt's leaf in the latest checkpoint
+    Kp__Wire__AuditRequest request = KP__WIRE__AUDIT_REQUEST__INIT;
+    Kp__Wire__InclusionQuery inclusion = KP__WIRE__INCLUSION_QUERY__INIT;
+    inclusion.index = seq;
+    inclusion.size = after.size;
+    request.query_case = KP__WIRE__AUDIT_REQUEST__QUERY_INCLUSION;
+    request.inclusion = &inclusion;
+    Kp__Wire__Command *reply = s_audit_ask (auditor, &request);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_AUDIT_REPLY);
+    Kp__Wire__AuditReply *answer = reply->audit_reply;
+    cr_assert_eq (answer->size, after.size);
+    uint8_t proof [KP_MERKLE_MAX_PROOF * KP_MERKLE_HASH];
+    for (size_t index = 0; index < answer->n_proof; index++) {
+        cr_assert_eq (answer->proof [index].len, KP_MERKLE_HASH);
+        memcpy (proof + index * KP_MERKLE_HASH, answer->proof [index].data, KP_MERKLE_HASH);
+    }
+    cr_assert (kp_merkle_verify_inclusion (answer->leaf_hash.data, seq, after.size, proof,
+                                           answer->n_proof, after.root));
+    proof [0] ^= 1;
+    cr_assert_not (kp_merkle_verify_inclusion (answer->leaf_hash.data, seq, after.size,
+                                               proof, answer->n_proof, after.root));
+    s_free (reply);
+
+    //  The earlier checkpoint is a prefix of the later one
+    Kp__Wire__ConsistencyQuery consistency = KP__WIRE__CONSISTENCY_QUERY__INIT;
+    consistency.old_size = before.size;
+    request.query_case = KP__WIRE__AUDIT_REQUEST__QUERY_CONSISTENCY;
+    request.consistency = &consistency;
+    reply = s_audit_ask (auditor, &request);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_AUDIT_REPLY);
+    answer = reply->audit_reply;
+    uint64_t new_size = answer->size;
+    cr_assert_geq (new_size, after.size);
+    kp_checkpoint_t latest = s_audit_checkpoint (auditor);
+    cr_assert_eq (latest.size, new_size);
+    for (size_t index = 0; index < answer->n_proof; index++)
+        memcpy (proof + index * KP_MERKLE_HASH, answer->proof [index].data, KP_MERKLE_HASH);
+    cr_assert (kp_merkle_verify_consistency (before.size, new_size, before.root, latest.root,
+                                             proof, answer->n_proof));
+    s_free (reply);
+
+    //  Out of range: refused, with a reason
+    inclusion.index = new_size + 100;
+    inclusion.size = 0;
+    request.query_case = KP__WIRE__AUDIT_REQUEST__QUERY_INCLUSION;
+    request.inclusion = &inclusion;
+    reply = s_audit_ask (auditor, &request);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_ERROR);
+    cr_assert_eq (reply->error->code, KP__WIRE__ERROR_CODE__UNKNOWN_REFERENCE);
+    s_free (reply);
+    zsock_destroy (&police);
+    zsock_destroy (&auditor);
+}
+
+Test (kp_server, only_an_auditor_may_read_the_log_and_every_question_is_logged)
+{
+    s_add_auditor ();
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 0);
+    Kp__Wire__AuditRequest request = KP__WIRE__AUDIT_REQUEST__INIT;
+    Kp__Wire__CheckpointQuery query = KP__WIRE__CHECKPOINT_QUERY__INIT;
+    request.query_case = KP__WIRE__AUDIT_REQUEST__QUERY_CHECKPOINT;
+    request.checkpoint = &query;
+    Kp__Wire__Command *reply = s_audit_ask (police, &request);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_ERROR);
+    cr_assert_eq (reply->error->code, KP__WIRE__ERROR_CODE__FORBIDDEN);
+    s_free (reply);
+    zsock_t *auditor = s_session ("audit-twente", 0);
+    s_audit_checkpoint (auditor);
+    zsock_destroy (&auditor);
+    zsock_destroy (&police);
+    kp_test_broker_stop (region, SIGTERM);
+
+    //  Both questions are in the log: the refused one and the answered one
+    char *path = zsys_sprintf ("%s/log", region->data);
+    kp_log_status_t status;
+    kp_log_t *log = kp_log_open (path, 1 << 26, false, &status);
+    cr_assert_not_null (log);
+    uint64_t forbidden = 0, answered = 0;
+    for (uint64_t seq = 0; seq < kp_log_size (log); seq++) {
+        uint64_t pos;
+        cr_assert_eq (kp_log_seek (log, seq, &pos), 0);
+        size_t size;
+        const uint8_t *data = kp_log_read (log, pos, &size);
+        Kp__Wire__Record *record = kp__wire__record__unpack (NULL, size, data);
+        cr_assert_not_null (record);
+        if (record->event == KP__WIRE__EVENT_KIND__AUDITOR_ACCESS) {
+            cr_assert_str_eq (record->purpose, "checkpoint");
+            if (record->outcome == KP__WIRE__ERROR_CODE__FORBIDDEN
+            &&  streq (record->sender, "police-oost"))
+                forbidden++;
+            if (record->outcome == KP__WIRE__ERROR_CODE__OK
+            &&  streq (record->sender, "audit-twente"))
+                answered++;
+        }
+        kp__wire__record__free_unpacked (record, NULL);
+    }
+    cr_assert_eq (forbidden, 1);
+    cr_assert_eq (answered, 1);
+    kp_log_destroy (&log);
     free (path);
 }
