@@ -198,6 +198,35 @@ s_set_school_route (kp_config_t *self, const key_spec_t *spec, const char *value
     return 0;
 }
 
+//  --------------------------------------------------------------------------
+//  Setter for audit/open-types: a comma-separated list of message types
+//  whose bodies are also sealed to the auditors' keys ("" = none)
+
+static int
+s_set_open_types (kp_config_t *self, const key_spec_t *spec, const char *value,
+                  const char *source)
+{
+    bool open [5] = { false };
+    char *list = strdup (value);
+    assert (list);
+    int rc = 0;
+    char *saved = NULL;
+    for (char *name = strtok_r (list, ", ", &saved); name;
+         name = strtok_r (NULL, ", ", &saved)) {
+        Kp__Wire__MessageType type = kp_type_from_name (name);
+        if (!kp_type_name (type) || !streq (kp_type_name (type), name)) {
+            rc = s_refuse (source, spec->path, "\"%s\" is not a message type (signal, "
+                           "referral, school_notification, feedback)", name);
+            break;
+        }
+        open [type] = true;
+    }
+    free (list);
+    if (rc == 0)
+        memcpy (self->audit_open, open, sizeof open);
+    return rc;
+}
+
 #define MSEC_DAY    86400000LL
 #define MIB         1048576LL
 #define FIELD(name) offsetof (kp_config_t, name)
@@ -236,6 +265,7 @@ static const key_spec_t s_keys [] = {
       FIELD (default_ttl), 0 },
     { "policy/school-route", s_set_school_route, "leerplicht", 0, 0,
       FIELD (school_route), 0 },
+    { "audit/open-types", s_set_open_types, "", 0, 0, 0, 0 },
 };
 #define KEY_COUNT (sizeof s_keys / sizeof s_keys [0])
 

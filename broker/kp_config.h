@@ -42,6 +42,8 @@ typedef struct {
     int64_t default_ttl;            //  msec until a message without expiry expires
     //  policy
     Kp__Wire__Role school_route;    //  LEERPLICHT or VEILIG_THUIS: first leg
+    //  audit
+    bool audit_open [5];            //  by MessageType: auditors may open bodies
 } kp_config_t;
 
 //  Load and validate path. Returns NULL (one zsys_error line naming the file,

@@ -1073,6 +1073,48 @@ kp_log_read (kp_log_t *self, uint64_t pos, size_t *size_p)
 }
 
 //  --------------------------------------------------------------------------
+//  Erase a record's payload; see kp_log.h
+
+int
+kp_log_erase (kp_log_t *self, uint64_t pos)
+{
+    assert (self);
+    if (self->write_failed || self->sync_failed)
+        return -1;
+    size_t size;
+    if (!kp_log_read (self, pos, &size))
+        return -1;
+    s_segment_t *segment = &self->segments [pos >> S_OFFSET_BITS];
+    uint64_t offset = pos & S_OFFSET_MASK;
+    //  Segments are open O_APPEND, where Linux pwrite appends: write
+    //  through a descriptor of our own
+    int fd = open (segment->path, O_WRONLY | O_CLOEXEC);
+    uint8_t zeros [4096] = { 0 };
+    uint32_t checksum = 0;
+    int rc = fd >= 0? 0: -1;
+    for (size_t done = 0; rc == 0 && done < size; ) {
+        size_t chunk = size - done < sizeof zeros? size - done: sizeof zeros;
+        checksum = kp_crc32c (checksum, zeros, chunk);
+        if (pwrite (fd, zeros, chunk, (off_t) (offset + S_FRAME_SIZE + done))
+            != (ssize_t) chunk)
+            rc = -1;
+        done += chunk;
+    }
+    uint8_t frame [4];
+    s_put_u32 (frame, checksum);
+    if (rc == 0 && pwrite (fd, frame, sizeof frame, (off_t) (offset + 4)) != sizeof frame)
+        rc = -1;
+    if (rc == 0 && fdatasync (fd))
+        self->sync_failed = true;       //  as after any failed fdatasync
+    if (rc || self->sync_failed)
+        zsys_error ("kp_log: cannot erase the record in %s at offset %llu: %s",
+                    segment->path, (unsigned long long) offset, strerror (errno));
+    if (fd >= 0)
+        close (fd);
+    return rc || self->sync_failed? -1: 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Position of the next record; see kp_log.h
 
 uint64_t

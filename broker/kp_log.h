@@ -73,6 +73,14 @@ int
 const uint8_t *
     kp_log_read (kp_log_t *self, uint64_t pos, size_t *size_p);
 
+//  Erase the payload of the record at pos for good: overwrite it with zeros,
+//  give the frame the checksum of those zeros (so the log stays valid and
+//  positions stay put), and fdatasync the segment before returning. For
+//  the body store's deletions, which are rare. 0, or -1 if pos is not a
+//  record or a write failed (logged; a failed sync refuses further writes).
+int
+    kp_log_erase (kp_log_t *self, uint64_t pos) KP_MUST_CHECK;
+
 //  The position of the record after the one at pos, whose payload has size
 //  bytes (as kp_log_read gave it); the append point after the last record.
 //  For reading a run of records in order without a seek each.

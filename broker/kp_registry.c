@@ -169,6 +169,8 @@ s_partner_destroy (kp_partner_t **self_p)
     for (size_t index = 0; index < self->address_count; index++)
         free (self->addresses [index]);
     free (self->addresses);
+    if (self->registration)
+        kp__wire__registration__free_unpacked (self->registration, NULL);
     free (self->created);
     free (self->name);
     free (self->id);
@@ -342,6 +344,25 @@ s_partner_load (const char *path, const char *file_id)
         s_partner_destroy (&self);
         goto cleanup;
     }
+    //  The registration (the partner's keys, signed by the region's
+    //  registration key) is passed on to clients, who check it; the broker
+    //  only checks that it is base64
+    const char *registration = zconfig_get (root, "metadata/registration", NULL);
+    if (registration && *registration) {
+        size_t text_size = strlen (registration);
+        uint8_t *packed = (uint8_t *) malloc (text_size);
+        assert (packed);
+        size_t packed_size = 0;
+        if (sodium_base642bin (packed, text_size, registration, text_size, NULL,
+                               &packed_size, NULL, sodium_base64_VARIANT_ORIGINAL) == 0)
+            self->registration = kp__wire__registration__unpack (NULL, packed_size, packed);
+        free (packed);
+        if (!self->registration) {
+            s_cert_refuse (path, "metadata registration is not a base64 Registration");
+            s_partner_destroy (&self);
+            goto cleanup;
+        }
+    }
     self->id = strdup (partner);
     self->role = role;
     self->name = strdup (name);
@@ -501,6 +522,19 @@ cleanup:
 
 //  True if both lists hold the same partners with the same fields
 static bool
+s_registration_equal (const Kp__Wire__Registration *one, const Kp__Wire__Registration *two)
+{
+    if (!one || !two)
+        return one == two;
+    return one->statement.len == two->statement.len
+        && one->signature.len == two->signature.len
+        && (one->statement.len == 0
+            || memcmp (one->statement.data, two->statement.data, one->statement.len) == 0)
+        && (one->signature.len == 0
+            || memcmp (one->signature.data, two->signature.data, one->signature.len) == 0);
+}
+
+static bool
 s_partner_list_equal (s_partner_list_t *list1, s_partner_list_t *list2)
 {
     if (list1->size != list2->size)
@@ -514,7 +548,8 @@ s_partner_list_equal (s_partner_list_t *list1, s_partner_list_t *list2)
         ||  partner1->covenant != partner2->covenant
         ||  !streq (partner1->name, partner2->name)
         ||  !streq (partner1->created, partner2->created)
-        ||  partner1->address_count != partner2->address_count)
+        ||  partner1->address_count != partner2->address_count
+        ||  !s_registration_equal (partner1->registration, partner2->registration))
             return false;
         for (size_t address = 0; address < partner1->address_count; address++)
             if (!streq (partner1->addresses [address], partner2->addresses [address]))

@@ -31,6 +31,9 @@ typedef struct {
     size_t address_count;
     bool covenant;                  //  school in the Handle with Care covenant
     char *created;                  //  ISO 8601 UTC
+    //  The partner's vouched keys, from kp-keys, or NULL; the broker passes
+    //  it on and does not check it: clients do, with the region's key
+    Kp__Wire__Registration *registration;
 } kp_partner_t;
 
 //  Load the registry of the region directory region_dir. Returns NULL (one

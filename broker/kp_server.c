@@ -56,6 +56,12 @@ typedef struct {
     Kp__Wire__Role recipient_role;
     Kp__Wire__MessageType type;
     uint8_t body_hash [KP_HASH_SIZE];
+    uint8_t id [KP_ID_SIZE];        //  the message id
+    uint64_t body_pos;              //  in the body store
+    int64_t due_at_ms;              //  0, or OVERDUE if not settled by then
+    bool settled;                   //  acked, nacked or expired
+    bool read;                      //  a school's read receipt came in
+    bool body_deleted;              //  BODY_DELETED was logged
 } s_accepted_t;
 
 //  A reply waiting for the group commit
@@ -79,6 +85,9 @@ typedef struct {
     kp_queue_t *queue;              //  delivery state
     zhashx_t *sessions;             //  key -> s_session_t
     zhashx_t *accepted;             //  hex message id -> s_accepted_t
+    zhashx_t *by_seq;               //  decimal seq -> s_accepted_t (borrowed)
+    zlistx_t *due;                  //  s_accepted_t with a due time (borrowed)
+    zlistx_t *deletions;            //  s_accepted_t whose body goes (borrowed)
     zhashx_t *partners_seen;        //  id -> public key, as last logged
     zhashx_t *auth_failures;        //  hex key hash -> last record time
     zlistx_t *replies;              //  s_reply_t waiting for the commit
@@ -428,6 +437,151 @@ s_registry_reload (self_t *self)
 }
 
 //  --------------------------------------------------------------------------
+//  What the broker remembers of accepted messages
+
+//  Index an accepted message by its record's seq, and by due time
+static void
+s_accepted_index (self_t *self, s_accepted_t *accepted)
+{
+    char key [24];
+    snprintf (key, sizeof key, "%llu", (unsigned long long) accepted->seq);
+    zhashx_update (self->by_seq, key, accepted);
+    if (accepted->due_at_ms)
+        zlistx_add_end (self->due, accepted);
+}
+
+static s_accepted_t *
+s_accepted_by_seq (self_t *self, uint64_t seq)
+{
+    char key [24];
+    snprintf (key, sizeof key, "%llu", (unsigned long long) seq);
+    return (s_accepted_t *) zhashx_lookup (self->by_seq, key);
+}
+
+//  Erase a message's body from the body store and log that it is gone. A
+//  school notification's body goes once it was read or expired (DOMAIN.md);
+//  the log keeps its hash, so the log stays verifiable.
+static void
+s_body_delete (self_t *self, s_accepted_t *accepted, Kp__Wire__ErrorCode why)
+{
+    if (accepted->body_deleted || self->fatal)
+        return;
+    if (kp_log_erase (self->bodies, accepted->body_pos)) {
+        s_fatal (self, "cannot erase a body from the body store");
+        return;
+    }
+    accepted->body_deleted = true;
+    Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+    record.event = KP__WIRE__EVENT_KIND__BODY_DELETED;
+    record.message_id.data = accepted->id;
+    record.message_id.len = KP_ID_SIZE;
+    record.type = accepted->type;
+    record.sender = accepted->sender;
+    record.recipient = accepted->recipient;
+    record.recipient_role = accepted->recipient_role;
+    record.ref_seq = accepted->seq;
+    record.body_hash.data = accepted->body_hash;
+    record.body_hash.len = KP_HASH_SIZE;
+    record.outcome = why;
+    s_record_append (self, &record, NULL);
+}
+
+//  A message was settled (acked, nacked, expired): no more due warnings,
+//  and a read or expired school notification loses its body. During the
+//  replay deletions wait in a list until the whole log was read (a later
+//  BODY_DELETED record may say it is done already).
+static void
+s_accepted_settled (self_t *self, s_accepted_t *accepted, bool expired, bool replaying)
+{
+    accepted->settled = true;
+    accepted->due_at_ms = 0;
+    if (accepted->type != KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION
+    ||  !(expired || accepted->read))
+        return;
+    if (replaying)
+        zlistx_add_end (self->deletions, accepted);
+    else
+        s_body_delete (self, accepted, expired? KP__WIRE__ERROR_CODE__EXPIRED:
+                                                KP__WIRE__ERROR_CODE__OK);
+}
+
+//  Feedback from a school about a school notification it received is its
+//  read receipt (a school sends no other feedback): the body may go
+static void
+s_read_receipt (self_t *self, const char *sender, Kp__Wire__Role sender_role,
+                s_accepted_t *referenced, bool replaying)
+{
+    if (sender_role != KP__WIRE__ROLE__SCHOOL
+    ||  referenced->type != KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION
+    ||  !streq (referenced->recipient, sender))
+        return;
+    referenced->read = true;
+    if (referenced->settled)
+        s_accepted_settled (self, referenced, false, replaying);
+}
+
+//  Route a message (or a directory question) as the policy says; resolves
+//  the reference among accepted messages
+static void
+s_route (self_t *self, const kp_partner_t *sender, Kp__Wire__MessageType type,
+         const char *address, const ProtobufCBinaryData *reference, kp_route_t *route,
+         s_accepted_t **referenced_p)
+{
+    kp_reference_t found = { NULL, NULL };
+    s_accepted_t *referenced = NULL;
+    if (reference && reference->len == KP_ID_SIZE) {
+        char *reference_text = kp_hex_encode (reference->data, KP_ID_SIZE);
+        referenced = (s_accepted_t *) zhashx_lookup (self->accepted, reference_text);
+        free (reference_text);
+        if (referenced) {
+            found.sender = referenced->sender;
+            found.recipient = referenced->recipient;
+        }
+    }
+    kp_policy_route (self->registry, self->config->school_route, sender, type,
+                     address? address: "", referenced? &found: NULL, route);
+    *referenced_p = route->code == KP__WIRE__ERROR_CODE__OK? referenced: NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Directory: who would receive this, with their vouched keys. Not logged:
+//  it reveals only what the region registered, and sends nothing.
+
+static void
+s_directory (self_t *self, s_session_t *session, const kp_partner_t *sender,
+             Kp__Wire__DirectoryQuery *query)
+{
+    kp_route_t route;
+    s_accepted_t *referenced;
+    s_route (self, sender, query->type, query->address, &query->reference, &route,
+             &referenced);
+    if (route.code) {
+        s_send_error (self, session, NULL, route.code, route.reason);
+        return;
+    }
+    if (!route.recipient->registration) {
+        s_send_error (self, session, NULL, KP__WIRE__ERROR_CODE__UNAVAILABLE,
+                      "the recipient has no registered sealing key; the operator must "
+                      "register it again with kp-keys");
+        return;
+    }
+    Kp__Wire__DirectoryAnswer answer = KP__WIRE__DIRECTORY_ANSWER__INIT;
+    answer.recipient = route.recipient->registration;
+    Kp__Wire__Registration *auditors [64];
+    if (kp_type_name (query->type) && self->config->audit_open [query->type])
+        for (const kp_partner_t *partner = kp_registry_first (self->registry);
+             partner && answer.n_auditors < 64;
+             partner = kp_registry_next (self->registry))
+            if (partner->role == KP__WIRE__ROLE__AUDITOR && partner->registration)
+                auditors [answer.n_auditors++] = partner->registration;
+    answer.auditors = auditors;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_DIRECTORY_ANSWER;
+    command.directory_answer = &answer;
+    s_send_command (self, session, &command);
+}
+
+//  --------------------------------------------------------------------------
 //  Submit: check, route, store, and queue the receipt for the commit
 
 static void
@@ -542,22 +696,10 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
         return;
     }
     //  Route it
-    kp_reference_t reference = { NULL, NULL };
-    bool have_reference = false;
-    if (envelope->reference.len == KP_ID_SIZE) {
-        char *reference_text = kp_hex_encode (envelope->reference.data, KP_ID_SIZE);
-        s_accepted_t *referred = (s_accepted_t *) zhashx_lookup (self->accepted,
-                                                                 reference_text);
-        free (reference_text);
-        if (referred) {
-            reference.sender = referred->sender;
-            reference.recipient = referred->recipient;
-            have_reference = true;
-        }
-    }
+    s_accepted_t *reference_accepted = NULL;
     kp_route_t route;
-    kp_policy_route (self->registry, config->school_route, sender, envelope->type,
-                     envelope->recipient, have_reference? &reference: NULL, &route);
+    s_route (self, sender, envelope->type, envelope->recipient, &envelope->reference,
+             &route, &reference_accepted);
     if (route.code) {
         s_submit_refuse (self, session, sender, envelope, route.code, route.reason);
         free (id_text);
@@ -616,8 +758,14 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
     accepted->recipient_role = recipient->role;
     accepted->type = envelope->type;
     memcpy (accepted->body_hash, body_hash, KP_HASH_SIZE);
+    accepted->body_pos = body_pos;
+    accepted->due_at_ms = envelope->due_at_ms;
+    memcpy (accepted->id, envelope->id.data, KP_ID_SIZE);
     zhashx_insert (self->accepted, id_text, accepted);
+    s_accepted_index (self, accepted);
     free (id_text);
+    if (reference_accepted)
+        s_read_receipt (self, sender->id, sender->role, reference_accepted, false);
     kp_queue_add (self->queue, recipient->id, KP_ITEM_MESSAGE, seq, pos, body_pos,
                   envelope->expires_at_ms);
     s_receipt_reply (self, session, &envelope->id, accepted, false);
@@ -630,9 +778,15 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
 
 //  Append an event about the message item was created for, then (for a
 //  message) queue a status to its sender
+static Kp__Wire__StatusKind s_status_of (Kp__Wire__EventKind event);
+
+//  Settle an item: log the event, queue the sender's status, forget it. A
+//  note is what the recipient said (a nack's reason, an ack's signed
+//  receipt): it goes to the body store, never into the log, which names it
+//  by position and hash.
 static void
 s_item_settle (self_t *self, kp_item_t *item, Kp__Wire__EventKind event,
-               Kp__Wire__ErrorCode outcome, const char *reason)
+               Kp__Wire__ErrorCode outcome, const uint8_t *note, size_t note_size)
 {
     Kp__Wire__Record *original = s_record_read (self, item->pos);
     if (!original) {
@@ -652,21 +806,20 @@ s_item_settle (self_t *self, kp_item_t *item, Kp__Wire__EventKind event,
     record.ref_seq = item->seq;
     record.outcome = outcome;
     if (item->kind == KP_ITEM_STATUS)
-        record.status = original->status;
-    //  A recipient's reason for a nack is free text: it goes to the body
-    //  store, never into the log, which names it by position and hash
-    uint8_t reason_hash [KP_HASH_SIZE];
-    if (reason && *reason) {
-        uint64_t reason_seq;
-        if (kp_log_append (self->bodies, reason, strlen (reason), &reason_seq,
-                           &record.body_pos)) {
+        record.status = s_status_of (original->event);
+    uint8_t note_hash [KP_HASH_SIZE];
+    if (note && note_size > 0) {
+        uint64_t note_seq;
+        if (kp_log_append (self->bodies, note, note_size, &note_seq, &record.body_pos)) {
             kp__wire__record__free_unpacked (original, NULL);
             s_fatal (self, "append to the body store failed");
             return;
         }
-        crypto_hash_sha256 (reason_hash, (const uint8_t *) reason, strlen (reason));
-        record.body_hash.data = reason_hash;
-        record.body_hash.len = sizeof reason_hash;
+        crypto_hash_sha256 (note_hash, note, note_size);
+        ProtobufCBinaryData *field = event == KP__WIRE__EVENT_KIND__ACKNOWLEDGED?
+                                     &record.receipt_hash: &record.body_hash;
+        field->data = note_hash;
+        field->len = sizeof note_hash;
     }
     uint64_t pos;
     uint64_t seq = s_record_append (self, &record, &pos);
@@ -676,12 +829,19 @@ s_item_settle (self_t *self, kp_item_t *item, Kp__Wire__EventKind event,
     s_session_t *session = (s_session_t *) item->session;
     if (item->in_flight && session && session->in_flight > 0)
         session->in_flight--;
+    uint64_t item_seq = item->seq;
+    kp_item_kind_t kind = item->kind;
     kp_queue_remove (self->queue, item);
+    s_accepted_t *accepted = kind == KP_ITEM_MESSAGE? s_accepted_by_seq (self, item_seq): NULL;
+    if (accepted)
+        s_accepted_settled (self, accepted, event == KP__WIRE__EVENT_KIND__EXPIRED_EVENT, false);
 }
+
+#define S_NOTE_MAX 1024                 //  bytes of a nack reason or ack receipt kept
 
 static void
 s_ack (self_t *self, s_session_t *session, uint64_t seq, bool positive,
-       const char *reason)
+       const uint8_t *note, size_t note_size)
 {
     kp_item_t *item = kp_queue_find (self->queue, seq);
     //  An ack for something already settled is a harmless repeat
@@ -689,14 +849,19 @@ s_ack (self_t *self, s_session_t *session, uint64_t seq, bool positive,
         return;
     if (item->kind == KP_ITEM_STATUS)
         s_item_settle (self, item, KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED,
-                       KP__WIRE__ERROR_CODE__OK, NULL);
-    else
-    if (positive)
-        s_item_settle (self, item, KP__WIRE__EVENT_KIND__ACKNOWLEDGED,
-                       KP__WIRE__ERROR_CODE__OK, NULL);
-    else
-        s_item_settle (self, item, KP__WIRE__EVENT_KIND__NACKED,
-                       KP__WIRE__ERROR_CODE__UNEXPECTED, reason);
+                       KP__WIRE__ERROR_CODE__OK, NULL, 0);
+    else {
+        if (note_size > S_NOTE_MAX) {
+            note_size = S_NOTE_MAX;
+            //  A reason is text: never cut a UTF-8 sequence in two
+            while (!positive && note_size > 0 && (note [note_size] & 0xC0) == 0x80)
+                note_size--;
+        }
+        s_item_settle (self, item, positive? KP__WIRE__EVENT_KIND__ACKNOWLEDGED:
+                                             KP__WIRE__EVENT_KIND__NACKED,
+                       positive? KP__WIRE__ERROR_CODE__OK: KP__WIRE__ERROR_CODE__UNEXPECTED,
+                       note, note_size);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -985,13 +1150,18 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
             s_submit (self, session, partner, command->submit);
             break;
         case KP__WIRE__COMMAND__KIND_ACK:
-            s_ack (self, session, command->ack->seq, true, NULL);
+            s_ack (self, session, command->ack->seq, true, command->ack->receipt.data,
+                   command->ack->receipt.len);
             break;
         case KP__WIRE__COMMAND__KIND_NACK:
-            s_ack (self, session, command->nack->seq, false, command->nack->reason);
+            s_ack (self, session, command->nack->seq, false,
+                   (const uint8_t *) command->nack->reason, strlen (command->nack->reason));
             break;
         case KP__WIRE__COMMAND__KIND_AUDIT_REQUEST:
             s_audit (self, session, partner, command->audit_request);
+            break;
+        case KP__WIRE__COMMAND__KIND_DIRECTORY_QUERY:
+            s_directory (self, session, partner, command->directory_query);
             break;
         case KP__WIRE__COMMAND__KIND_CREDIT:
             session->credit = s_credit_granted (self, command->credit->credit);
@@ -1007,8 +1177,8 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
         }
         default:
             s_send_error (self, session, NULL, KP__WIRE__ERROR_CODE__UNEXPECTED,
-                          "a client may send hello, submit, ack, nack, credit, ping "
-                          "or audit_request");
+                          "a client may send hello, submit, ack, nack, credit, ping, "
+                          "directory_query or audit_request");
             break;
     }
 done:
@@ -1138,6 +1308,7 @@ s_deliver_item (self_t *self, s_session_t *session, kp_item_t *item)
     Kp__Wire__Deliver deliver = KP__WIRE__DELIVER__INIT;
     Kp__Wire__Status status = KP__WIRE__STATUS__INIT;
     char *reason_text = NULL;       //  a nack's reason, read from the body store
+    uint8_t *receipt_copy = NULL;   //  an ack's signed receipt, from the body store
     if (item->kind == KP_ITEM_MESSAGE) {
         size_t body_size;
         const uint8_t *body = kp_log_read (self->bodies, item->body_pos, &body_size);
@@ -1153,6 +1324,10 @@ s_deliver_item (self_t *self, s_session_t *session, kp_item_t *item)
         deliver.body.data = (uint8_t *) body;
         deliver.body.len = body_size;
         deliver.attempt = item->attempt + 1;
+        const kp_partner_t *sender = record->sender?
+                                     kp_registry_by_id (self->registry, record->sender): NULL;
+        if (sender)
+            deliver.sender_registration = sender->registration;
         command.kind_case = KP__WIRE__COMMAND__KIND_DELIVER;
         command.deliver = &deliver;
     }
@@ -1173,11 +1348,25 @@ s_deliver_item (self_t *self, s_session_t *session, kp_item_t *item)
             assert (reason_text);
             status.reason = reason_text;
         }
+        if (record->event == KP__WIRE__EVENT_KIND__ACKNOWLEDGED
+        &&  record->receipt_hash.len == KP_HASH_SIZE) {
+            size_t receipt_size = 0;
+            const uint8_t *receipt = kp_log_read (self->bodies, record->body_pos,
+                                                  &receipt_size);
+            if (receipt) {
+                receipt_copy = (uint8_t *) malloc (receipt_size);
+                assert (receipt_copy);
+                memcpy (receipt_copy, receipt, receipt_size);
+                status.receipt.data = receipt_copy;
+                status.receipt.len = receipt_size;
+            }
+        }
         command.kind_case = KP__WIRE__COMMAND__KIND_STATUS;
         command.status = &status;
     }
     int rc = s_send_command (self, session, &command);
     free (reason_text);
+    free (receipt_copy);
     if (rc == -1)
         rc = self->send_error == EHOSTUNREACH? -2: -1;
     if (rc == 0) {
@@ -1234,6 +1423,40 @@ s_dispatch (self_t *self)
 //  --------------------------------------------------------------------------
 //  Timers: ack timeouts, expiry, idle sessions, registry changes
 
+//  Messages not settled by their due time (a school notification at 07:30
+//  on its school day): the sender gets an OVERDUE status, once, so that it
+//  can phone. The message stays queued until it is acked or expires.
+static void
+s_due_check (self_t *self, int64_t now)
+{
+    s_accepted_t *accepted = (s_accepted_t *) zlistx_first (self->due);
+    while (accepted && !self->fatal) {
+        s_accepted_t *next = (s_accepted_t *) zlistx_next (self->due);
+        if (accepted->due_at_ms == 0 || accepted->settled)
+            zlistx_delete (self->due, zlistx_find (self->due, accepted));
+        else
+        if (accepted->due_at_ms <= now) {
+            accepted->due_at_ms = 0;
+            zlistx_delete (self->due, zlistx_find (self->due, accepted));
+            Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+            record.event = KP__WIRE__EVENT_KIND__OVERDUE_EVENT;
+            record.message_id.data = accepted->id;
+            record.message_id.len = KP_ID_SIZE;
+            record.type = accepted->type;
+            record.sender = accepted->sender;
+            record.recipient = accepted->recipient;
+            record.recipient_role = accepted->recipient_role;
+            record.ref_seq = accepted->seq;
+            record.outcome = KP__WIRE__ERROR_CODE__EXPIRED;
+            uint64_t pos;
+            uint64_t seq = s_record_append (self, &record, &pos);
+            if (seq != UINT64_MAX)
+                kp_queue_add (self->queue, accepted->sender, KP_ITEM_STATUS, seq, pos, 0, 0);
+        }
+        accepted = next;
+    }
+}
+
 static void
 s_timers (self_t *self)
 {
@@ -1245,9 +1468,10 @@ s_timers (self_t *self)
                                 s_session_requeued, NULL);
     kp_item_t *item;
     int64_t now = kp_now_ms ();
+    s_due_check (self, now);
     while (!self->fatal && (item = kp_queue_next_expired (self->queue, now)))
         s_item_settle (self, item, KP__WIRE__EVENT_KIND__EXPIRED_EVENT,
-                       KP__WIRE__ERROR_CODE__EXPIRED, NULL);
+                       KP__WIRE__ERROR_CODE__EXPIRED, NULL, 0);
     //  A session we heard nothing from for three heartbeats is gone
     zlistx_t *idle = zlistx_new ();
     int64_t limit = 3 * (int64_t) self->config->heartbeat;
@@ -1302,11 +1526,38 @@ s_replay_record (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, v
             accepted->type = record->type;
             if (record->body_hash.len == KP_HASH_SIZE)
                 memcpy (accepted->body_hash, record->body_hash.data, KP_HASH_SIZE);
+            accepted->body_pos = record->body_pos;
+            accepted->due_at_ms = envelope->due_at_ms;
+            memcpy (accepted->id, record->message_id.data, KP_ID_SIZE);
             char *id_text = kp_hex_encode (record->message_id.data, KP_ID_SIZE);
             zhashx_update (self->accepted, id_text, accepted);
+            s_accepted_index (self, accepted);
             free (id_text);
             kp_queue_add (self->queue, record->recipient, KP_ITEM_MESSAGE, seq, pos,
                           record->body_pos, envelope->expires_at_ms);
+            if (envelope->reference.len == KP_ID_SIZE) {
+                char *reference_text = kp_hex_encode (envelope->reference.data, KP_ID_SIZE);
+                s_accepted_t *referenced = (s_accepted_t *) zhashx_lookup (self->accepted,
+                                                                           reference_text);
+                free (reference_text);
+                if (referenced)
+                    s_read_receipt (self, record->sender, record->sender_role, referenced,
+                                    true);
+            }
+            break;
+        }
+        case KP__WIRE__EVENT_KIND__OVERDUE_EVENT: {
+            s_accepted_t *accepted = s_accepted_by_seq (self, record->ref_seq);
+            if (accepted)
+                accepted->due_at_ms = 0;
+            if (record->sender)
+                kp_queue_add (self->queue, record->sender, KP_ITEM_STATUS, seq, pos, 0, 0);
+            break;
+        }
+        case KP__WIRE__EVENT_KIND__BODY_DELETED: {
+            s_accepted_t *accepted = s_accepted_by_seq (self, record->ref_seq);
+            if (accepted)
+                accepted->body_deleted = true;
             break;
         }
         case KP__WIRE__EVENT_KIND__ACKNOWLEDGED:
@@ -1316,6 +1567,11 @@ s_replay_record (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, v
             kp_item_t *item = kp_queue_find (self->queue, record->ref_seq);
             if (item)
                 kp_queue_remove (self->queue, item);
+            s_accepted_t *accepted = record->event != KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED?
+                                     s_accepted_by_seq (self, record->ref_seq): NULL;
+            if (accepted)
+                s_accepted_settled (self, accepted,
+                                    record->event == KP__WIRE__EVENT_KIND__EXPIRED_EVENT, true);
             if (record->event != KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED
             &&  record->sender)
                 kp_queue_add (self->queue, record->sender, KP_ITEM_STATUS, seq, pos, 0, 0);
@@ -1438,6 +1694,12 @@ s_start (self_t *self)
     self->endpoint = zsock_last_endpoint (self->router);
 
     s_partners_sync (self);
+    //  Bodies that were due to go when the broker stopped
+    for (s_accepted_t *accepted = (s_accepted_t *) zlistx_first (self->deletions); accepted;
+         accepted = (s_accepted_t *) zlistx_next (self->deletions))
+        s_body_delete (self, accepted, accepted->read? KP__WIRE__ERROR_CODE__OK:
+                                                       KP__WIRE__ERROR_CODE__EXPIRED);
+    zlistx_purge (self->deletions);
     Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
     record.event = KP__WIRE__EVENT_KIND__BROKER_START;
     s_record_append (self, &record, NULL);
@@ -1468,6 +1730,9 @@ s_self_new (zsock_t *pipe, const kp_config_t *config)
     zhashx_set_destructor (self->sessions, s_session_destroy);
     self->accepted = zhashx_new ();
     zhashx_set_destructor (self->accepted, s_accepted_destroy);
+    self->by_seq = zhashx_new ();
+    self->due = zlistx_new ();
+    self->deletions = zlistx_new ();
     self->partners_seen = zhashx_new ();
     zhashx_set_destructor (self->partners_seen, s_free_item);
     self->auth_failures = zhashx_new ();
@@ -1504,6 +1769,9 @@ s_self_destroy (self_t **self_p)
     zlistx_destroy (&self->replies);
     zhashx_destroy (&self->auth_failures);
     zhashx_destroy (&self->partners_seen);
+    zlistx_destroy (&self->deletions);
+    zlistx_destroy (&self->due);
+    zhashx_destroy (&self->by_seq);
     zhashx_destroy (&self->accepted);
     zhashx_destroy (&self->sessions);
     kp_queue_destroy (&self->queue);

@@ -534,6 +534,35 @@ Test (kp_log, seek_and_next_pos_find_every_record_across_segments)
     s_dir_remove (&dir);
 }
 
+Test (kp_log, erased_record_reads_as_zeros_and_the_log_stays_valid)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, 1 << 20, false, KP_LOG_OK);
+    uint64_t positions [3];
+    s_append_records (log, 3, positions);
+    cr_assert_eq (kp_log_sync (log), 0);
+    size_t size;
+    const uint8_t *data = kp_log_read (log, positions [1], &size);
+    size_t original = size;
+    cr_assert_eq (kp_log_erase (log, positions [1]), 0);
+    data = kp_log_read (log, positions [1], &size);
+    cr_assert_not_null (data);
+    cr_assert_eq (size, original);
+    for (size_t index = 0; index < size; index++)
+        cr_assert_eq (data [index], 0);
+    cr_assert_eq (kp_log_erase (log, positions [1] + 1), -1, "not a record position");
+    kp_log_destroy (&log);
+    //  Reopens cleanly (strict: no torn tail allowed), the others intact
+    log = s_open (dir, 1 << 20, false, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 3);
+    for (uint64_t seq = 0; seq < 3; seq += 2) {
+        data = kp_log_read (log, positions [seq], &size);
+        cr_assert (data && s_payload_is (seq, data, size));
+    }
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
 Test (kp_log, a_record_larger_than_a_segment_gets_its_own)
 {
     char *dir = kp_test_tempdir ();
