@@ -1005,3 +1005,171 @@ Test (kp_server, only_an_auditor_may_read_the_log_and_every_question_is_logged)
     kp_log_destroy (&log);
     free (path);
 }
+
+//  --------------------------------------------------------------------------
+//  The school notification's life cycle, as the broker sees it
+
+typedef struct {
+    Kp__Wire__EventKind event;
+    Kp__Wire__Record *found [16];
+    size_t count;
+} s_events_t;
+
+static int
+s_events_visit (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, void *arg)
+{
+    (void) seq;
+    (void) pos;
+    s_events_t *events = (s_events_t *) arg;
+    Kp__Wire__Record *record = kp__wire__record__unpack (NULL, size, data);
+    cr_assert_not_null (record);
+    if (record->event == events->event && events->count < 16)
+        events->found [events->count++] = record;
+    else
+        kp__wire__record__free_unpacked (record, NULL);
+    return 0;
+}
+
+//  Stop the broker and collect the log's records of one event kind
+static void
+s_events_collect (s_events_t *events, Kp__Wire__EventKind event)
+{
+    kp_test_broker_stop (region, SIGTERM);
+    memset (events, 0, sizeof *events);
+    events->event = event;
+    char *path = zsys_sprintf ("%s/log", region->data);
+    kp_log_status_t status;
+    kp_log_t *log = kp_log_open (path, 1 << 26, false, &status);
+    cr_assert_not_null (log);
+    cr_assert_eq (kp_log_replay (log, s_events_visit, events), 0);
+    kp_log_destroy (&log);
+    free (path);
+}
+
+static void
+s_events_free (s_events_t *events)
+{
+    for (size_t index = 0; index < events->count; index++)
+        kp__wire__record__free_unpacked (events->found [index], NULL);
+    events->count = 0;
+}
+
+//  True if the bytes of marker are anywhere in the files of dir
+static bool
+s_dir_holds (const char *dir, const char *marker)
+{
+    zdir_t *tree = zdir_new (dir, NULL);
+    cr_assert_not_null (tree);
+    zlist_t *files = zdir_list (tree);
+    bool found = false;
+    for (zfile_t *file = (zfile_t *) zlist_first (files); file && !found;
+         file = (zfile_t *) zlist_next (files)) {
+        char *text = NULL;
+        size_t size = 0;
+        FILE *stream = fopen (zfile_filename (file, NULL), "rb");
+        if (!stream)
+            continue;
+        FILE *copy = open_memstream (&text, &size);
+        char buffer [4096];
+        size_t count;
+        while ((count = fread (buffer, 1, sizeof buffer, stream)) > 0)
+            fwrite (buffer, 1, count, copy);
+        fclose (copy);
+        fclose (stream);
+        found = memmem (text, size, marker, strlen (marker)) != NULL;
+        free (text);
+    }
+    zlist_destroy (&files);
+    zdir_destroy (&tree);
+    return found;
+}
+
+Test (kp_server, school_notification_warns_when_overdue_and_its_body_goes_once_read)
+{
+    s_start (NULL);
+    const char *marker = "MARKER-Handle-with-Care-4711";
+    zsock_t *leerplicht = s_session ("lp-enschede", 4);
+    s_message_t notification;
+    s_message_init (&notification, KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION,
+                    "school:12AB00", marker);
+    notification.envelope.due_at_ms = kp_now_ms () + 300;
+    uint64_t seq = s_submit_ok (leerplicht, &notification);
+
+    //  The school is offline at the due time: the sender is warned
+    Kp__Wire__Command *status = s_expect (leerplicht, KP__WIRE__COMMAND__KIND_STATUS);
+    cr_assert_eq (status->status->status, KP__WIRE__STATUS_KIND__OVERDUE);
+    cr_assert_eq (status->status->type, KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION);
+    s_ack (leerplicht, status->status->seq);
+    s_free (status);
+
+    //  It still arrives; the school acks with its signed receipt, which
+    //  reaches the sender with the DELIVERED status
+    zsock_t *school = s_session ("school-12ab00", 4);
+    Kp__Wire__Command *deliver = s_expect (school, KP__WIRE__COMMAND__KIND_DELIVER);
+    cr_assert_eq (deliver->deliver->seq, seq);
+    s_free (deliver);
+    Kp__Wire__Ack ack = KP__WIRE__ACK__INIT;
+    ack.seq = seq;
+    ack.receipt.data = (uint8_t *) "signed receipt bytes";
+    ack.receipt.len = strlen ("signed receipt bytes");
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_ACK;
+    command.ack = &ack;
+    s_send (school, &command);
+    status = s_expect (leerplicht, KP__WIRE__COMMAND__KIND_STATUS);
+    cr_assert_eq (status->status->status, KP__WIRE__STATUS_KIND__DELIVERED);
+    cr_assert_eq (status->status->receipt.len, strlen ("signed receipt bytes"));
+    cr_assert_arr_eq (status->status->receipt.data, "signed receipt bytes",
+                      status->status->receipt.len);
+    s_ack (leerplicht, status->status->seq);
+    s_free (status);
+    cr_assert (s_dir_holds (region->data, marker), "the body is kept until it is read");
+
+    //  The read receipt: feedback from the school; then the body is gone
+    s_message_t receipt;
+    s_message_init (&receipt, KP__WIRE__MESSAGE_TYPE__FEEDBACK, "partner:lp-enschede",
+                    "sealed read receipt");
+    s_message_refer (&receipt, notification.id);
+    s_submit_ok (school, &receipt);
+    zsock_destroy (&school);
+    zsock_destroy (&leerplicht);
+
+    s_events_t events;
+    s_events_collect (&events, KP__WIRE__EVENT_KIND__BODY_DELETED);
+    cr_assert_eq (events.count, 1);
+    cr_assert_eq (events.found [0]->ref_seq, seq);
+    cr_assert_arr_eq (events.found [0]->message_id.data, notification.id, KP_ID_SIZE);
+    cr_assert_eq (events.found [0]->body_hash.len, KP_HASH_SIZE);
+    cr_assert_arr_eq (events.found [0]->body_hash.data, notification.hash, KP_HASH_SIZE);
+    s_events_free (&events);
+    cr_assert_not (s_dir_holds (region->data, marker), "the body is still on disk");
+    s_events_collect (&events, KP__WIRE__EVENT_KIND__ACKNOWLEDGED);
+    cr_assert_eq (events.count, 1);
+    cr_assert_eq (events.found [0]->receipt_hash.len, KP_HASH_SIZE);
+    s_events_free (&events);
+    //  And the broker starts again on the log with the erased body
+    s_start (NULL);
+}
+
+Test (kp_server, expired_school_notification_loses_its_body)
+{
+    s_start (NULL);
+    const char *marker = "MARKER-expired-notification-0815";
+    zsock_t *leerplicht = s_session ("lp-enschede", 4);
+    s_message_t notification;
+    s_message_init (&notification, KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION,
+                    "school:12AB00", marker);
+    notification.envelope.expires_at_ms = kp_now_ms () + 300;
+    uint64_t seq = s_submit_ok (leerplicht, &notification);
+    Kp__Wire__Command *status = s_expect (leerplicht, KP__WIRE__COMMAND__KIND_STATUS);
+    cr_assert_eq (status->status->status, KP__WIRE__STATUS_KIND__EXPIRED_UNDELIVERED);
+    s_free (status);
+    zsock_destroy (&leerplicht);
+    s_events_t events;
+    s_events_collect (&events, KP__WIRE__EVENT_KIND__BODY_DELETED);
+    cr_assert_eq (events.count, 1);
+    cr_assert_eq (events.found [0]->ref_seq, seq);
+    cr_assert_eq (events.found [0]->outcome, KP__WIRE__ERROR_CODE__EXPIRED);
+    s_events_free (&events);
+    cr_assert_not (s_dir_holds (region->data, marker));
+}
