@@ -216,6 +216,22 @@ Test (kp_config, every_key_is_parsed)
     kp_config_destroy (&config);
 }
 
+Test (kp_config, audit_open_types_lists_the_types_auditors_may_open)
+{
+    kp_config_t *config = kp_config_new ();
+    for (int type = 0; type < 5; type++)
+        cr_assert_not (config->audit_open [type], "off by default");
+    cr_assert_eq (kp_config_set (config, "audit/open-types", "signal, referral"), 0);
+    cr_assert (config->audit_open [KP__WIRE__MESSAGE_TYPE__SIGNAL]);
+    cr_assert (config->audit_open [KP__WIRE__MESSAGE_TYPE__REFERRAL]);
+    cr_assert_not (config->audit_open [KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION]);
+    cr_assert_eq (kp_config_set (config, "audit/open-types", "referral,bogus"), -1);
+    cr_assert (config->audit_open [KP__WIRE__MESSAGE_TYPE__SIGNAL], "unchanged after an error");
+    cr_assert_eq (kp_config_set (config, "audit/open-types", ""), 0);
+    cr_assert_not (config->audit_open [KP__WIRE__MESSAGE_TYPE__SIGNAL]);
+    kp_config_destroy (&config);
+}
+
 Test (kp_config, order_of_sections_does_not_matter)
 {
     kp_config_t *config = s_load (
@@ -292,6 +308,8 @@ static refusal_t refusals [] = {
       "limits/max-sessions: -1 is out of range",
       false },
     { MINIMAL "delivery\n    credit = 0\n", "delivery/credit: 0 is out of range", false },
+    { MINIMAL "audit\n    open-types = \"signal,letter\"\n",
+      "audit/open-types: \"letter\" is not a message type", false },
     { MINIMAL "delivery\n    default-ttl = 9223372036854775807\n",
       "delivery/default-ttl: 9223372036854775807 is out of range", false },
     { MINIMAL "server\n    verbose = yes\n", "server/verbose: \"yes\" must be 0 or 1",
