@@ -19,6 +19,7 @@
 @end
 */
 #include "kp_msg_internal.h"
+#include "kp_seal.h"
 #include <sodium.h>
 #include <ctype.h>
 #include <errno.h>
@@ -35,6 +36,8 @@
 #define S_DEFAULT_TIMEOUT 5000      //  msec, send timeout per try
 #define S_DEFAULT_TRIES 3           //  send tries
 #define S_JOURNAL_NAME "journal"    //  file in the state directory
+#define S_ROUTE_TTL (10 * 60 * 1000)    //  msec a directory answer is cached
+#define S_SENT_MAX 10000            //  sealed body hashes kept for receipts
 
 //  What happened to a message we were given, by duplicate key
 typedef enum {
@@ -70,7 +73,21 @@ struct _kp_client_t {
     int journal_fd;                 //  journal file, -1 without state dir
     bool journal_broken;            //  a write or sync failed: no more acks
     char *failure;                  //  "CODE: reason" once revoked, or NULL
+    kp_seal_t *seal;                //  our signing and sealing keys, or NULL
+    const char *seal_fault;         //  why seal is NULL (static text)
+    zhashx_t *routes;               //  "type address ref" -> s_route_t
+    zhashx_t *signers;              //  partner id -> kp_vouched_t (receipt keys)
+    zhashx_t *sent;                 //  id hex -> SHA-256 of our sealed body
 };
+
+//  A directory answer: who gets a message of one type for one address,
+//  with the keys the region vouches for
+typedef struct {
+    int64_t expires;                //  mono ms after which we ask again
+    kp_vouched_t recipient;         //  the recipient partner
+    size_t auditor_count;           //  auditors that must also read it
+    kp_vouched_t auditors [KP_SEAL_READERS_MAX - 1];
+} s_route_t;
 
 //  --------------------------------------------------------------------------
 //  One line on stderr for the caller's user, prefixed with the program name
@@ -147,15 +164,35 @@ s_send_ping (kp_client_t *self)
 //  --------------------------------------------------------------------------
 //  Acknowledge a delivery tag
 static void
-s_send_ack (kp_client_t *self, uint64_t seq)
+s_send_ack (kp_client_t *self, uint64_t seq, const uint8_t *receipt, size_t receipt_size)
 {
     Kp__Wire__Ack ack = KP__WIRE__ACK__INIT;
     ack.seq = seq;
+    ack.receipt.data = (uint8_t *) receipt;
+    ack.receipt.len = receipt_size;
     Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
     command.kind_case = KP__WIRE__COMMAND__KIND_ACK;
     command.ack = &ack;
     s_send (self, &command);
     self->acks_unconfirmed = true;
+}
+
+//  --------------------------------------------------------------------------
+//  Acknowledge a received message or status: a message with our signed
+//  receipt over its id and sealed body, so that its sender can prove we
+//  took it
+
+static void
+s_ack_msg (kp_client_t *self, kp_msg_t *msg)
+{
+    if (msg->is_status || !self->seal) {
+        s_send_ack (self, msg->seq, NULL, 0);
+        return;
+    }
+    uint8_t receipt [KP_SEAL_RECEIPT_MAX];
+    size_t size = kp_seal_receipt (self->seal, msg->id, msg->body_hash, kp_now_ms (),
+                                   receipt);
+    s_send_ack (self, msg->seq, receipt, size);
 }
 
 //  --------------------------------------------------------------------------
@@ -190,7 +227,7 @@ s_offer (kp_client_t *self, kp_msg_t *msg)
     if (state == S_ACKED) {
         kp_debug ("kp_client: duplicate acked again key=%s seq=%" PRIu64,
                   msg->key, msg->seq);
-        s_send_ack (self, msg->seq);
+        s_ack_msg (self, msg);
         kp_msg_destroy (&msg);
     }
     else if (state == S_NACKED) {
@@ -209,11 +246,57 @@ s_offer (kp_client_t *self, kp_msg_t *msg)
 
 //  --------------------------------------------------------------------------
 //  A Deliver: verify, then offer; a delivery we cannot hand out is nacked
+//
+//  In this order: the envelope and the sealed body's hash; the sender's
+//  registration, signed by the region key we got out of band, naming the
+//  partner and role the broker says sent it; the body opens with our key
+//  under this very envelope; the sender's signature over envelope and
+//  body; the body's schema and data-minimisation rules. Any failure is a
+//  Nack with the reason, which the sender gets as a REFUSED status.
+
+static kp_msg_t *
+s_open_delivery (kp_client_t *self, const Kp__Wire__Deliver *deliver,
+                 const char **reason_p)
+{
+    const char *reason = kp_msg_deliver_check (deliver);
+    if (reason) {
+        *reason_p = reason;
+        return NULL;
+    }
+    if (!self->seal) {
+        *reason_p = "recipient has no sealing key: cannot open bodies";
+        return NULL;
+    }
+    if (!kp_seal_has_region_key (self->seal)) {
+        *reason_p = "recipient has no region key: cannot check the sender";
+        return NULL;
+    }
+    kp_vouched_t sender;
+    if (kp_seal_verify (self->seal, deliver->sender_registration, &sender, reason_p))
+        return NULL;
+    const Kp__Wire__Envelope *envelope = deliver->envelope;
+    if (!envelope->sender || !streq (sender.partner, envelope->sender)
+    ||  sender.role != envelope->sender_role) {
+        *reason_p = "sender's registration names another partner or role";
+        return NULL;
+    }
+    size_t body_size = 0;
+    uint8_t *body = kp_seal_open (self->seal, envelope, deliver->body.data,
+                                  deliver->body.len, sender.sign_key, &body_size,
+                                  reason_p);
+    if (!body)
+        return NULL;
+    kp_msg_t *msg = kp_msg_new_delivered (deliver, body, body_size, reason_p);
+    sodium_memzero (body, body_size);
+    free (body);
+    return msg;
+}
+
 static void
 s_on_deliver (kp_client_t *self, const Kp__Wire__Deliver *deliver)
 {
     const char *reason = NULL;
-    kp_msg_t *msg = kp_msg_new_delivered (deliver, &reason);
+    kp_msg_t *msg = s_open_delivery (self, deliver, &reason);
     if (msg)
         s_offer (self, msg);
     else {
@@ -234,7 +317,7 @@ s_on_status (kp_client_t *self, const Kp__Wire__Status *status)
         s_offer (self, msg);
     else {
         zsys_warning ("kp_client: unreadable status dropped seq=%" PRIu64, status->seq);
-        s_send_ack (self, status->seq);
+        s_send_ack (self, status->seq, NULL, 0);
     }
 }
 
@@ -319,6 +402,7 @@ s_dispatch (kp_client_t *self, Kp__Wire__Command *command)
             }
             break;
         case KP__WIRE__COMMAND__KIND_RECEIPT:
+        case KP__WIRE__COMMAND__KIND_DIRECTORY_ANSWER:
             return command;
         default:
             zsys_warning ("kp_client: unexpected command from broker kind=%d",
@@ -459,6 +543,25 @@ s_apply_cert (zsock_t *dealer, const char *path)
 }
 
 //  --------------------------------------------------------------------------
+//  Destructor for the items of our hash tables (plain heap blocks)
+static void
+s_item_free (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+//  Copy size bytes into a new heap block
+static void *
+s_memdup (const void *data, size_t size)
+{
+    void *copy = malloc (size);
+    assert (copy);
+    memcpy (copy, data, size);
+    return copy;
+}
+
+//  --------------------------------------------------------------------------
 //  Connect to the broker and wait for its Welcome; NULL with one line on
 //  stderr on failure
 
@@ -492,6 +595,13 @@ kp_client_new (const char *endpoint, const char *broker_cert, const char *cert,
     self->inbox = zlistx_new ();
     self->seen = zhashx_new ();
     self->journal_fd = -1;
+    self->routes = zhashx_new ();
+    self->signers = zhashx_new ();
+    self->sent = zhashx_new ();
+    assert (self->routes && self->signers && self->sent);
+    zhashx_set_destructor (self->routes, s_item_free);
+    zhashx_set_destructor (self->signers, s_item_free);
+    zhashx_set_destructor (self->sent, s_item_free);
     self->dealer = zsock_new (ZMQ_DEALER);
     assert (self->endpoint && self->partner && self->role && self->broker
             && self->inbox && self->seen);
@@ -502,6 +612,9 @@ kp_client_new (const char *endpoint, const char *broker_cert, const char *cert,
     zsock_set_curve_serverkey (self->dealer, server_key);
     if (s_apply_cert (self->dealer, cert))
         goto failed;
+    //  Our end-to-end keys; without them we can still connect, but every
+    //  send fails and every delivery is refused (fail closed)
+    self->seal = kp_seal_load (cert, &self->seal_fault);
     zsock_set_linger (self->dealer, 0);
     zsock_set_reconnect_ivl (self->dealer, 100);
     zsock_set_heartbeat_ivl (self->dealer, 1000);
@@ -589,6 +702,10 @@ kp_client_destroy (kp_client_t **self_p)
         zlistx_destroy (&self->inbox);
     }
     zhashx_destroy (&self->seen);
+    zhashx_destroy (&self->sent);
+    zhashx_destroy (&self->signers);
+    zhashx_destroy (&self->routes);
+    kp_seal_destroy (&self->seal);
     zstr_free (&self->failure);
     zstr_free (&self->broker);
     zstr_free (&self->role);
@@ -775,7 +892,7 @@ kp_client_set_state_dir (kp_client_t *self, const char *dir)
     kp_msg_t *msg;
     while ((msg = (kp_msg_t *) zlistx_detach (self->inbox, NULL))) {
         if (zhashx_lookup (loaded, msg->key)) {
-            s_send_ack (self, msg->seq);
+            s_ack_msg (self, msg);
             kp_msg_destroy (&msg);
         }
         else
@@ -834,12 +951,214 @@ s_is_our_id (kp_msg_t *msg, ProtobufCBinaryData binary)
 }
 
 //  --------------------------------------------------------------------------
+//  Trust partner keys vouched for by the region key in path; 0 or -1 with
+//  one line on stderr
+
+int
+kp_client_set_region_key (kp_client_t *self, const char *path)
+{
+    assert (self);
+    assert (path);
+    if (!self->seal) {
+        s_complain ("cannot use a region key: %s", self->seal_fault);
+        return -1;
+    }
+    const char *reason = NULL;
+    if (kp_seal_load_region_key (self->seal, path, &reason)) {
+        s_complain ("region key '%s': %s", path, reason);
+        return -1;
+    }
+    zhashx_purge (self->routes);
+    zhashx_purge (self->signers);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  True if the vouched recipient is one that address may resolve to: the
+//  partner named, or one serving the municipality or school code. A broker
+//  that answers with someone else's (validly registered) keys is caught.
+static bool
+s_route_fits (const kp_vouched_t *recipient, const char *address, const char *addresses_text)
+{
+    if (strncmp (address, "partner:", 8) == 0)
+        return streq (recipient->partner, address + 8);
+    const char *code = strchr (address, ':');
+    if (!code)
+        return false;
+    code++;
+    //  addresses_text: the statement's addresses, each followed by '\n'
+    char *needle = zsys_sprintf ("\n%s\n", code);
+    bool found = strstr (addresses_text, needle) != NULL;
+    free (needle);
+    return found;
+}
+
+//  The addresses of a registration's statement as "\nA\nB\n"; caller frees
+static char *
+s_addresses_text (const Kp__Wire__Registration *registration)
+{
+    Kp__Wire__RegistrationStatement *statement = registration
+        ? kp__wire__registration_statement__unpack (NULL, registration->statement.len,
+                                                    registration->statement.data)
+        : NULL;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *stream = open_memstream (&text, &size);
+    assert (stream);
+    fputc ('\n', stream);
+    for (size_t index = 0; statement && index < statement->n_addresses; index++)
+        fprintf (stream, "%s\n", statement->addresses [index]);
+    fclose (stream);
+    if (statement)
+        kp__wire__registration_statement__free_unpacked (statement, NULL);
+    return text;
+}
+
+//  --------------------------------------------------------------------------
+//  Check a DirectoryAnswer for msg and make it a route; NULL and a reason
+static s_route_t *
+s_route_from_answer (kp_client_t *self, kp_msg_t *msg,
+                     const Kp__Wire__DirectoryAnswer *answer, const char **reason_p)
+{
+    s_route_t *route = (s_route_t *) zmalloc (sizeof (s_route_t));
+    assert (route);
+    const char *reason = NULL;
+    if (kp_seal_verify (self->seal, answer->recipient, &route->recipient, &reason)) {
+        *reason_p = reason;
+        free (route);
+        return NULL;
+    }
+    char *addresses = s_addresses_text (answer->recipient);
+    bool fits = s_route_fits (&route->recipient, msg->recipient, addresses);
+    free (addresses);
+    if (!fits) {
+        *reason_p = "the directory answered with a partner that does not serve "
+                    "this address";
+        free (route);
+        return NULL;
+    }
+    if (answer->n_auditors > KP_SEAL_READERS_MAX - 1) {
+        *reason_p = "the directory names too many auditors";
+        free (route);
+        return NULL;
+    }
+    for (size_t index = 0; index < answer->n_auditors; index++) {
+        kp_vouched_t *auditor = route->auditors + index;
+        if (kp_seal_verify (self->seal, answer->auditors [index], auditor, &reason)
+        ||  auditor->role != KP__WIRE__ROLE__AUDITOR) {
+            *reason_p = reason? reason: "an auditor key is not an auditor's";
+            free (route);
+            return NULL;
+        }
+    }
+    route->auditor_count = answer->n_auditors;
+    route->expires = kp_mono_ms () + S_ROUTE_TTL;
+    return route;
+}
+
+//  Key of msg's route in the cache; caller frees
+static char *
+s_route_key (kp_msg_t *msg)
+{
+    return zsys_sprintf ("%d %s %s", (int) msg->type, msg->recipient, msg->reference_hex);
+}
+
+//  --------------------------------------------------------------------------
+//  Who receives msg, with vouched keys: from the cache, or asked of the
+//  broker (DirectoryQuery -> DirectoryAnswer | Error, resent like a Submit).
+//  Returns the route (owned by the cache) or NULL with receipt filled.
+
+static s_route_t *
+s_route (kp_client_t *self, kp_msg_t *msg, kp_receipt_t *receipt)
+{
+    char *key = s_route_key (msg);
+    s_route_t *route = (s_route_t *) zhashx_lookup (self->routes, key);
+    if (route && route->expires > kp_mono_ms ()) {
+        free (key);
+        return route;
+    }
+    zhashx_delete (self->routes, key);
+    route = NULL;
+    Kp__Wire__DirectoryQuery query = KP__WIRE__DIRECTORY_QUERY__INIT;
+    query.type = msg->type;
+    query.address = msg->recipient;
+    query.reference.data = msg->reference;
+    query.reference.len = msg->has_reference? KP_ID_SIZE: 0;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_DIRECTORY_QUERY;
+    command.directory_query = &query;
+    bool answered = false;
+    self->interrupted = false;
+    for (int attempt = 1; attempt <= self->tries && !answered; attempt++) {
+        uint64_t sent_in = self->session;
+        bool sent = false;
+        if (!self->hello_pending) {
+            s_send (self, &command);
+            sent = true;
+        }
+        int64_t deadline = kp_mono_ms () + self->send_timeout;
+        while (!answered && (kp_mono_ms () < deadline || s_readable (self))) {
+            if (!self->hello_pending && (!sent || self->session != sent_in)) {
+                sent_in = self->session;
+                s_send (self, &command);
+                sent = true;
+            }
+            Kp__Wire__Command *reply = s_step (self, deadline);
+            if (self->interrupted) {
+                if (reply)
+                    kp__wire__command__free_unpacked (reply, NULL);
+                s_refusal (receipt, "TRANSPORT", "interrupted");
+                free (key);
+                return NULL;
+            }
+            if (!reply)
+                continue;
+            if (reply->kind_case == KP__WIRE__COMMAND__KIND_DIRECTORY_ANSWER) {
+                const char *reason = NULL;
+                route = s_route_from_answer (self, msg, reply->directory_answer, &reason);
+                if (!route) {
+                    char *text = zsys_sprintf ("directory: %s", reason);
+                    s_refusal (receipt, "UNTRUSTED", text);
+                    free (text);
+                }
+                answered = true;
+            }
+            else
+            if (reply->kind_case == KP__WIRE__COMMAND__KIND_ERROR
+            &&  (reply->error->id.len == 0 || s_is_our_id (msg, reply->error->id))) {
+                const char *code = kp_error_name (reply->error->code);
+                s_refusal (receipt, code? code: "ERROR", reply->error->reason);
+                answered = true;
+            }
+            kp__wire__command__free_unpacked (reply, NULL);
+        }
+    }
+    if (!answered) {
+        char *reason = zsys_sprintf ("no directory answer from the broker within %d ms "
+                                     "(%d tries)", self->send_timeout, self->tries);
+        s_refusal (receipt, "TRANSPORT", reason);
+        free (reason);
+    }
+    if (route) {
+        zhashx_update (self->routes, key, route);
+        zhashx_update (self->signers, route->recipient.partner,
+                       s_memdup (&route->recipient, sizeof route->recipient));
+    }
+    free (key);
+    return route;
+}
+
+//  --------------------------------------------------------------------------
 //  Send msg and wait for its receipt or refusal; 0 if accepted
 //
 //  The Submit is resent unchanged (same id, same envelope) after each
 //  timeout and after each re-hello: the broker answers a known id with its
 //  first receipt, so a resend never makes a second message. Deliveries and
 //  statuses that arrive meanwhile wait in the inbox for kp_client_recv.
+
+static int
+    s_submit (kp_client_t *self, kp_msg_t *msg, Kp__Wire__Envelope *envelope,
+              uint8_t *sealed, size_t sealed_size, kp_receipt_t *receipt);
 
 int
 kp_client_send (kp_client_t *self, kp_msg_t *msg, kp_receipt_t *receipt)
@@ -866,12 +1185,77 @@ kp_client_send (kp_client_t *self, kp_msg_t *msg, kp_receipt_t *receipt)
         return -1;
     }
 
+    //  Fail closed: no body leaves unsealed, and only to keys the region
+    //  vouches for
+    if (!self->seal) {
+        s_refusal (receipt, "INVALID", self->seal_fault);
+        return -1;
+    }
+    if (!kp_seal_has_region_key (self->seal)) {
+        s_refusal (receipt, "INVALID", "no region key (registration.pub): cannot check "
+                   "the recipient's keys");
+        return -1;
+    }
+    if (!streq (kp_seal_partner (self->seal), self->partner)) {
+        s_refusal (receipt, "INVALID", "our cert's keys are of another partner");
+        return -1;
+    }
+    s_route_t *route = s_route (self, msg, receipt);
+    if (!route)
+        return -1;
+
     Kp__Wire__Envelope envelope = KP__WIRE__ENVELOPE__INIT;
     kp_msg_fill_envelope (msg, &envelope);
+    //  Not self->partner: a re-hello while we wait replaces that string
+    envelope.sender = (char *) kp_seal_partner (self->seal);
+    envelope.sender_role = kp_role_from_name (self->role);
+    char recipient_partner [KP_SEAL_PARTNER_MAX + 1];
+    snprintf (recipient_partner, sizeof recipient_partner, "%s", route->recipient.partner);
+    envelope.recipient_partner = recipient_partner;
+    envelope.recipient_role = route->recipient.role;
+    uint8_t readers [KP_SEAL_READERS_MAX][32];
+    memcpy (readers [0], route->recipient.seal_key, 32);
+    for (size_t index = 0; index < route->auditor_count; index++)
+        memcpy (readers [index + 1], route->auditors [index].seal_key, 32);
+    size_t sealed_size = 0;
+    uint8_t *sealed = kp_seal_body (self->seal, &envelope, msg->body, msg->body_size,
+                                    (const uint8_t (*) [32]) readers,
+                                    route->auditor_count + 1, &sealed_size);
+    uint8_t sealed_hash [KP_HASH_SIZE];
+    crypto_hash_sha256 (sealed_hash, sealed, sealed_size);
+    envelope.body_length = (uint32_t) sealed_size;
+    envelope.body_hash.data = sealed_hash;
+    envelope.body_hash.len = KP_HASH_SIZE;
+    char *route_key = s_route_key (msg);
+    int rc = s_submit (self, msg, &envelope, sealed, sealed_size, receipt);
+    if (rc == 0) {
+        if (zhashx_size (self->sent) >= S_SENT_MAX)
+            zhashx_purge (self->sent);
+        zhashx_update (self->sent, msg->id_hex, s_memdup (sealed_hash, KP_HASH_SIZE));
+        if (!streq (receipt->recipient_partner, envelope.recipient_partner))
+            zsys_warning ("kp_client: broker routed id=%s to %s, sealed for %s",
+                          msg->id_hex, receipt->recipient_partner,
+                          envelope.recipient_partner);
+    }
+    else
+    if (!streq (receipt->error, "TRANSPORT"))
+        zhashx_delete (self->routes, route_key);     //  ask again next time
+    free (route_key);
+    free (sealed);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Submit the sealed body under envelope and wait for the receipt; 0 or -1
+
+static int
+s_submit (kp_client_t *self, kp_msg_t *msg, Kp__Wire__Envelope *envelope,
+          uint8_t *sealed, size_t sealed_size, kp_receipt_t *receipt)
+{
     Kp__Wire__Submit submit = KP__WIRE__SUBMIT__INIT;
-    submit.envelope = &envelope;
-    submit.body.data = msg->body;
-    submit.body.len = msg->body_size;
+    submit.envelope = envelope;
+    submit.body.data = sealed;
+    submit.body.len = sealed_size;
     Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
     command.kind_case = KP__WIRE__COMMAND__KIND_SUBMIT;
     command.submit = &submit;
@@ -979,6 +1363,49 @@ kp_client_receive (kp_client_t *self, unsigned credit)
 }
 
 //  --------------------------------------------------------------------------
+//  Verify the signed receipt of a DELIVERED status with the recipient's
+//  vouched signing key: from the directory answer of our send, or, in a
+//  later run, asked of the directory for (its type, partner:recipient).
+//  A receipt that does not verify is still shown, marked unverified.
+
+static void
+s_receipt_check (kp_client_t *self, kp_msg_t *msg)
+{
+    msg->receipt_verified = false;
+    if (!self->seal || !kp_seal_has_region_key (self->seal)
+    ||  msg->status != KP__WIRE__STATUS_KIND__DELIVERED)
+        return;
+    kp_vouched_t *signer = (kp_vouched_t *) zhashx_lookup (self->signers,
+                                                           msg->status_partner);
+    if (!signer && kp_type_name (msg->type)
+    &&  msg->type != KP__WIRE__MESSAGE_TYPE__FEEDBACK) {
+        char *address = zsys_sprintf ("partner:%s", msg->status_partner);
+        kp_msg_t *probe = kp_msg_new (kp_type_name (msg->type), address);
+        free (address);
+        kp_receipt_t refusal;
+        memset (&refusal, 0, sizeof refusal);
+        if (probe && s_route (self, probe, &refusal))
+            signer = (kp_vouched_t *) zhashx_lookup (self->signers, msg->status_partner);
+        else
+            kp_debug ("kp_client: no key to check a receipt partner=%s error=%s",
+                      msg->status_partner, refusal.error);
+        kp_msg_destroy (&probe);
+    }
+    if (!signer)
+        return;
+    const uint8_t *body_hash = (const uint8_t *) zhashx_lookup (self->sent, msg->id_hex);
+    const char *reason = NULL;
+    int64_t acked_at = 0;
+    msg->receipt_verified = kp_seal_receipt_verify (msg->receipt, msg->receipt_size,
+                                                    signer->sign_key, msg->id,
+                                                    msg->status_partner, body_hash,
+                                                    &acked_at, &reason) == 0;
+    if (!msg->receipt_verified)
+        zsys_warning ("kp_client: receipt of id=%s does not verify: %s", msg->id_hex,
+                      reason);
+}
+
+//  --------------------------------------------------------------------------
 //  Next message or status, waiting up to timeout_ms (-1 = for ever); NULL
 //  on timeout or interrupt. Caller owns the result.
 
@@ -995,6 +1422,8 @@ kp_client_recv (kp_client_t *self, int timeout_ms)
         kp_msg_t *msg = (kp_msg_t *) zlistx_detach (self->inbox, NULL);
         if (msg) {
             zhashx_update (self->seen, msg->key, (void *) (uintptr_t) S_HANDED);
+            if (msg->is_status && msg->receipt)
+                s_receipt_check (self, msg);
             return msg;
         }
         if (self->interrupted || zsys_interrupted)
@@ -1069,7 +1498,7 @@ kp_client_ack (kp_client_t *self, kp_msg_t *msg)
             return -1;
     }
     zhashx_update (self->seen, msg->key, (void *) (uintptr_t) S_ACKED);
-    s_send_ack (self, msg->seq);
+    s_ack_msg (self, msg);
     return 0;
 }
 

@@ -4,7 +4,7 @@
     Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
     =========================================================================
 
-    kp-inbox --broker ENDPOINT --broker-cert FILE --cert FILE
+    kp-inbox --broker ENDPOINT --broker-cert FILE --cert FILE --region-key FILE
              [--state DIR] [--out DIR | --exec CMD] [--credit N] [--count N]
              [--idle-exit MS] [--read-receipt] [--timeout MS]
              [--quiet | --verbose]
@@ -41,10 +41,13 @@ extern char **environ;
 
 static const char *s_synopsis =
     "usage: kp-inbox --broker ENDPOINT --broker-cert FILE --cert FILE\n"
+    "                --region-key FILE\n"
     "                [--state DIR] [--out DIR | --exec CMD] [--credit N]\n"
     "                [--count N] [--idle-exit MS] [--read-receipt]\n"
     "                [--timeout MS] [--quiet | --verbose]\n"
     "\n"
+    "  --region-key FILE  the region's registration.pub: senders' keys are\n"
+    "                 checked with it; what fails is refused (nacked)\n"
     "  default        print each message or status as one JSON line\n"
     "  --out DIR      write DIR/<id>.json (statuses DIR/<id>.<STATUS>.json)\n"
     "  --exec CMD     run /bin/sh -c CMD per item, JSON on stdin; env KP_MSG_ID,\n"
@@ -63,6 +66,7 @@ typedef struct {
     const char *broker;             //  broker endpoint
     const char *broker_cert;        //  broker public cert file
     const char *cert;               //  our secret cert file
+    const char *region_key;         //  the region's registration.pub
     const char *state;              //  journal directory, or NULL
     const char *out;                //  output directory, or NULL
     const char *exec;               //  command per item, or NULL
@@ -404,6 +408,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "broker", required_argument, NULL, 'b' },
         { "broker-cert", required_argument, NULL, 'B' },
         { "cert", required_argument, NULL, 'c' },
+        { "region-key", required_argument, NULL, 'K' },
         { "state", required_argument, NULL, 's' },
         { "out", required_argument, NULL, 'o' },
         { "exec", required_argument, NULL, 'e' },
@@ -425,6 +430,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
             case 'b': options->broker = optarg; break;
             case 'B': options->broker_cert = optarg; break;
             case 'c': options->cert = optarg; break;
+            case 'K': options->region_key = optarg; break;
             case 's': options->state = optarg; break;
             case 'o': options->out = optarg; break;
             case 'e': options->exec = optarg; break;
@@ -451,6 +457,8 @@ s_parse (int argc, char *argv [], s_options_t *options)
         return s_usage_error ("missing --broker-cert");
     if (!options->cert)
         return s_usage_error ("missing --cert");
+    if (!options->region_key)
+        return s_usage_error ("missing --region-key (the region's registration.pub)");
     if (options->out && options->exec)
         return s_usage_error ("give at most one of --out and --exec");
     if (options->quiet && options->verbose)
@@ -510,6 +518,8 @@ main (int argc, char *argv [])
         return S_EXIT_FAILED;
     kp_client_set_send_timeout (client, (int) options.timeout, 3);
     rc = S_EXIT_FAILED;
+    if (kp_client_set_region_key (client, options.region_key))
+        goto done;
     if (options.state) {
         if (kp_client_set_state_dir (client, options.state))
             goto done;

@@ -16,6 +16,7 @@
 */
 #include "kp_msg_internal.h"
 #include "kp_json.h"
+#include "kp_validate.h"
 #include "kp_body.pb-c.h"
 #include <sodium.h>
 #include <ctype.h>
@@ -105,6 +106,7 @@ kp_msg_destroy (kp_msg_t **self_p)
     if (!self)
         return;
     zstr_free (&self->error);
+    free (self->receipt);
     zstr_free (&self->key);
     zstr_free (&self->status_reason);
     zstr_free (&self->status_partner);
@@ -149,206 +151,6 @@ kp_msg_body_descriptor (kp_msg_t *self)
 }
 
 //  --------------------------------------------------------------------------
-//  True if message or any message inside it holds unknown fields (input
-//  packed with another schema)
-
-static bool
-s_has_unknown_fields (const ProtobufCMessage *message)
-{
-    if (message->n_unknown_fields > 0)
-        return true;
-    const ProtobufCMessageDescriptor *desc = message->descriptor;
-    for (unsigned index = 0; index < desc->n_fields; index++) {
-        const ProtobufCFieldDescriptor *field = desc->fields + index;
-        if (field->type != PROTOBUF_C_TYPE_MESSAGE)
-            continue;
-        const char *base = (const char *) message;
-        size_t count = 1;
-        void *const *items = (void *const *) (base + field->offset);
-        if (field->label == PROTOBUF_C_LABEL_REPEATED) {
-            count = *(const size_t *) (base + field->quantifier_offset);
-            items = *(void *const *const *) (base + field->offset);
-        }
-        for (size_t item = 0; item < count; item++)
-            if (items [item]
-            &&  s_has_unknown_fields ((const ProtobufCMessage *) items [item]))
-                return true;
-    }
-    return false;
-}
-
-//  --------------------------------------------------------------------------
-//  True if text is YYYY-MM-DD with a plausible month and day
-static bool
-s_date_valid (const char *text)
-{
-    if (strlen (text) != 10 || text [4] != '-' || text [7] != '-')
-        return false;
-    for (int index = 0; index < 10; index++)
-        if (index != 4 && index != 7 && !isdigit ((unsigned char) text [index]))
-            return false;
-    int month = (text [5] - '0') * 10 + (text [6] - '0');
-    int day = (text [8] - '0') * 10 + (text [9] - '0');
-    return month >= 1 && month <= 12 && day >= 1 && day <= 31;
-}
-
-//  --------------------------------------------------------------------------
-//  True if text is a municipality code: GM and four digits
-static bool
-s_municipality_valid (const char *text)
-{
-    if (strlen (text) != 6 || strncmp (text, "GM", 2) != 0)
-        return false;
-    for (int index = 2; index < 6; index++)
-        if (!isdigit ((unsigned char) text [index]))
-            return false;
-    return true;
-}
-
-//  --------------------------------------------------------------------------
-//  True if text is a BSN: nine digits passing the eleven test
-static bool
-s_bsn_valid (const char *text)
-{
-    if (strlen (text) != 9)
-        return false;
-    int sum = 0;
-    for (int index = 0; index < 9; index++) {
-        if (!isdigit ((unsigned char) text [index]))
-            return false;
-        int weight = index < 8? 9 - index: -1;
-        sum += weight * (text [index] - '0');
-    }
-    return sum % 11 == 0 && strcmp (text, "000000000") != 0;
-}
-
-//  --------------------------------------------------------------------------
-//  Check the persons of a signal or referral; NULL or a reason
-static const char *
-s_persons_check (Kp__Body__Person **persons, size_t count)
-{
-    for (size_t index = 0; index < count; index++) {
-        const Kp__Body__Person *person = persons [index];
-        if (strlen (person->name) > S_SHORT_TEXT_MAX)
-            return "persons: name too long";
-        if (*person->date_of_birth && !s_date_valid (person->date_of_birth))
-            return "persons: date_of_birth must be YYYY-MM-DD";
-        if (*person->bsn && !s_bsn_valid (person->bsn))
-            return "persons: bsn must be nine digits passing the eleven test";
-    }
-    return NULL;
-}
-
-//  --------------------------------------------------------------------------
-//  Check an unpacked body against the data-minimisation rules of its type.
-//  With fill, complete what the library may complete (the code words of a
-//  school notification). Returns NULL if fine, else a one-line reason.
-
-static const char *
-s_body_check (const ProtobufCMessage *body, bool fill)
-{
-    const ProtobufCMessageDescriptor *desc = body->descriptor;
-    if (desc == &kp__body__signal__descriptor) {
-        const Kp__Body__Signal *signal = (const Kp__Body__Signal *) body;
-        if (strlen (signal->narrative) > KP_MSG_NARRATIVE_MAX)
-            return "narrative is longer than 4000 bytes";
-        if (*signal->municipality && !s_municipality_valid (signal->municipality))
-            return "municipality must be GM and four digits";
-        return s_persons_check (signal->persons, signal->n_persons);
-    }
-    if (desc == &kp__body__referral__descriptor) {
-        const Kp__Body__Referral *referral = (const Kp__Body__Referral *) body;
-        if (strlen (referral->safety_summary) > KP_MSG_NARRATIVE_MAX)
-            return "safety_summary is longer than 4000 bytes";
-        for (size_t index = 0; index < referral->n_signal_ids; index++)
-            if (referral->signal_ids [index].len != KP_ID_SIZE)
-                return "signal_ids: each must be a 16-byte message id";
-        if (*referral->first_contact_deadline
-        &&  !s_date_valid (referral->first_contact_deadline))
-            return "first_contact_deadline must be YYYY-MM-DD";
-        return s_persons_check (referral->persons, referral->n_persons);
-    }
-    if (desc == &kp__body__school_notification_request__descriptor) {
-        const Kp__Body__SchoolNotificationRequest *request =
-            (const Kp__Body__SchoolNotificationRequest *) body;
-        if (!*request->child_name || strlen (request->child_name) > S_SHORT_TEXT_MAX)
-            return "child_name is required (at most 256 bytes)";
-        if (!s_date_valid (request->date_of_birth))
-            return "date_of_birth is required as YYYY-MM-DD";
-        if (!s_date_valid (request->school_day))
-            return "school_day is required as YYYY-MM-DD";
-        if (strlen (request->lookup_hint) > S_SHORT_TEXT_MAX)
-            return "lookup_hint is longer than 256 bytes";
-        return NULL;
-    }
-    if (desc == &kp__body__school_notification__descriptor) {
-        Kp__Body__SchoolNotification *notification =
-            (Kp__Body__SchoolNotification *) body;
-        if (!*notification->child_name
-        ||  strlen (notification->child_name) > S_SHORT_TEXT_MAX)
-            return "child_name is required (at most 256 bytes)";
-        if (!s_date_valid (notification->date_of_birth))
-            return "date_of_birth is required as YYYY-MM-DD";
-        if (!s_date_valid (notification->school_day))
-            return "school_day is required as YYYY-MM-DD";
-        if (!*notification->code_words && fill) {
-            //  The message is freed with the system allocator: give it a
-            //  heap copy, never the literal
-            notification->code_words = strdup (KP_MSG_CODE_WORDS);
-            assert (notification->code_words);
-        }
-        if (strcmp (notification->code_words, KP_MSG_CODE_WORDS) != 0)
-            return "code_words must be \"Handle with Care\"";
-        return NULL;
-    }
-    if (desc == &kp__body__feedback__descriptor) {
-        const Kp__Body__Feedback *feedback = (const Kp__Body__Feedback *) body;
-        if (feedback->status == KP__BODY__FEEDBACK_STATUS__FEEDBACK_UNSPECIFIED)
-            return "status is required";
-        if (feedback->decline_reason != KP__BODY__DECLINE_REASON__DECLINE_UNSPECIFIED
-        &&  feedback->status != KP__BODY__FEEDBACK_STATUS__DECLINED)
-            return "decline_reason is only for status DECLINED";
-        if (strlen (feedback->note) > KP_MSG_NOTE_MAX)
-            return "note is longer than 1000 bytes";
-        if (strlen (feedback->taken_over_by) > S_SHORT_TEXT_MAX)
-            return "taken_over_by is too long";
-        return NULL;
-    }
-    return "no schema for this type";
-}
-
-//  --------------------------------------------------------------------------
-//  Unpack packed body bytes with desc and check them. Returns the message
-//  (free with protobuf_c_message_free_unpacked) or NULL and a reason.
-
-static ProtobufCMessage *
-s_body_unpack (const ProtobufCMessageDescriptor *desc, const uint8_t *data,
-               size_t size, const char **reason_p)
-{
-    ProtobufCMessage *body = protobuf_c_message_unpack (desc, NULL, size, data);
-    if (!body) {
-        *reason_p = "body does not decode with its schema";
-        return NULL;
-    }
-    //  A string with a NUL inside is cut silently and re-packs shorter;
-    //  fields of another schema arrive as unknown fields.
-    if (protobuf_c_message_get_packed_size (body) != size
-    ||  s_has_unknown_fields (body)
-    ||  !kp_message_strings_valid (body)) {
-        *reason_p = "body does not match its schema";
-        protobuf_c_message_free_unpacked (body, NULL);
-        return NULL;
-    }
-    const char *reason = s_body_check (body, false);
-    if (reason) {
-        *reason_p = reason;
-        protobuf_c_message_free_unpacked (body, NULL);
-        return NULL;
-    }
-    return body;
-}
-
-//  --------------------------------------------------------------------------
 //  Store packed bytes of body as the message body
 static void
 s_body_store (kp_msg_t *self, const ProtobufCMessage *body)
@@ -386,7 +188,7 @@ kp_msg_set_body_json (kp_msg_t *self, const char *json)
         zstr_free (&error);
         return -1;
     }
-    const char *reason = s_body_check (body, true);
+    const char *reason = kp_validate_body (body, true);
     if (!reason && protobuf_c_message_get_packed_size (body) == 0)
         reason = "body is empty";   //  the broker refuses an empty body
     if (reason) {
@@ -574,10 +376,24 @@ kp_msg_seal (kp_msg_t *self)
     const ProtobufCMessageDescriptor *desc = kp_msg_body_descriptor (self);
     assert (desc);              //  kp_msg_new accepts known types only
     const char *reason = NULL;
-    ProtobufCMessage *body = s_body_unpack (desc, self->body, self->body_size, &reason);
+    ProtobufCMessage *body = kp_validate_unpack (desc, self->body, self->body_size, &reason);
     if (!body) {
         s_set_error (self, "body (%s): %s", desc->short_name, reason);
         return -1;
+    }
+    //  A school notification is for one school day: overdue at 07:30 and
+    //  over at its end, Amsterdam time (the broker warns, expires, deletes)
+    if (self->type == KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION) {
+        const ProtobufCFieldDescriptor *field =
+            protobuf_c_message_descriptor_get_field_by_name (desc, "school_day");
+        assert (field && field->type == PROTOBUF_C_TYPE_STRING);
+        const char *school_day = *(char *const *) ((const char *) body + field->offset);
+        int64_t due_at_ms = 0, ends_at_ms = 0;
+        int rc = kp_validate_school_day_times (school_day, &due_at_ms, &ends_at_ms);
+        assert (rc == 0);           //  the rules checked the date
+        self->due_at_ms = due_at_ms;
+        if (self->expires_at_ms == 0 || self->expires_at_ms > ends_at_ms)
+            self->expires_at_ms = ends_at_ms;
     }
     protobuf_c_message_free_unpacked (body, NULL);
 
@@ -595,7 +411,6 @@ kp_msg_seal (kp_msg_t *self)
         assert (rc == 0);
         free (hex);
     }
-    crypto_hash_sha256 (self->body_hash, self->body, self->body_size);
     return 0;
 }
 
@@ -620,46 +435,51 @@ kp_msg_fill_envelope (kp_msg_t *self, Kp__Wire__Envelope *envelope)
     envelope->on_behalf_of = self->on_behalf_of;
     envelope->subject.data = self->subject;
     envelope->subject.len = self->has_subject? KP_HASH_SIZE: 0;
-    envelope->body_length = (uint32_t) self->body_size;
-    envelope->body_hash.data = self->body_hash;
-    envelope->body_hash.len = KP_HASH_SIZE;
+    envelope->due_at_ms = self->due_at_ms;
 }
 
 //  --------------------------------------------------------------------------
 //  Make a received message from a Deliver; NULL and a reason if refused
 
-kp_msg_t *
-kp_msg_new_delivered (const Kp__Wire__Deliver *deliver, const char **reason_p)
+const char *
+kp_msg_deliver_check (const Kp__Wire__Deliver *deliver)
 {
     assert (deliver);
-    assert (reason_p);
     const Kp__Wire__Envelope *envelope = deliver->envelope;
-    if (!envelope || envelope->id.len != KP_ID_SIZE) {
-        *reason_p = "envelope has no valid message id";
-        return NULL;
-    }
-    if (!kp_type_name (envelope->type)) {
-        *reason_p = "unknown message type";
-        return NULL;
-    }
+    if (!envelope || envelope->id.len != KP_ID_SIZE)
+        return "envelope has no valid message id";
+    if (!kp_type_name (envelope->type))
+        return "unknown message type";
     if ((envelope->reference.len != 0 && envelope->reference.len != KP_ID_SIZE)
-    ||  (envelope->subject.len != 0 && envelope->subject.len != KP_HASH_SIZE)) {
-        *reason_p = "envelope has a bad reference or subject";
-        return NULL;
-    }
+    ||  (envelope->subject.len != 0 && envelope->subject.len != KP_HASH_SIZE))
+        return "envelope has a bad reference or subject";
     //  The broker never reads the body; check it is what the sender hashed
-    if (sodium_init () < 0) {
-        *reason_p = "libsodium cannot start";
-        return NULL;
-    }
+    if (sodium_init () < 0)
+        return "libsodium cannot start";
     uint8_t hash [KP_HASH_SIZE];
     crypto_hash_sha256 (hash, deliver->body.data, deliver->body.len);
     if (envelope->body_length != deliver->body.len
     ||  envelope->body_hash.len != KP_HASH_SIZE
-    ||  sodium_memcmp (hash, envelope->body_hash.data, KP_HASH_SIZE) != 0) {
-        *reason_p = "body hash mismatch";
+    ||  sodium_memcmp (hash, envelope->body_hash.data, KP_HASH_SIZE) != 0)
+        return "body hash mismatch";
+    return NULL;
+}
+
+kp_msg_t *
+kp_msg_new_delivered (const Kp__Wire__Deliver *deliver, const uint8_t *body,
+                      size_t body_size, const char **reason_p)
+{
+    assert (deliver);
+    assert (body || body_size == 0);
+    assert (reason_p);
+    const char *fault = kp_msg_deliver_check (deliver);
+    if (fault) {
+        *reason_p = fault;
         return NULL;
     }
+    const Kp__Wire__Envelope *envelope = deliver->envelope;
+    uint8_t hash [KP_HASH_SIZE];
+    crypto_hash_sha256 (hash, deliver->body.data, deliver->body.len);
     kp_msg_t *self = s_msg_alloc ();
     self->received = true;
     self->seq = deliver->seq;
@@ -689,20 +509,21 @@ kp_msg_new_delivered (const Kp__Wire__Deliver *deliver, const char **reason_p)
     self->sender_role = envelope->sender_role;
     s_set_string (&self->recipient_partner, envelope->recipient_partner);
     self->recipient_role = envelope->recipient_role;
+    self->due_at_ms = envelope->due_at_ms;
     memcpy (self->body_hash, hash, KP_HASH_SIZE);
-    kp_msg_set_body (self, deliver->body.data, deliver->body.len);
+    kp_msg_set_body (self, body, body_size);
 
     //  Check after opening, as before sending: a body the schema or the
     //  data-minimisation rules refuse is never handed to the application
     const char *reason = NULL;
-    ProtobufCMessage *body = s_body_unpack (kp_msg_body_descriptor (self),
-                                            self->body, self->body_size, &reason);
-    if (!body) {
+    ProtobufCMessage *opened = kp_validate_unpack (kp_msg_body_descriptor (self),
+                                                   self->body, self->body_size, &reason);
+    if (!opened) {
         *reason_p = reason;
         kp_msg_destroy (&self);
         return NULL;
     }
-    protobuf_c_message_free_unpacked (body, NULL);
+    protobuf_c_message_free_unpacked (opened, NULL);
     return self;
 }
 
@@ -727,6 +548,12 @@ kp_msg_new_status (const Kp__Wire__Status *status)
     self->type = status->type;
     s_set_string (&self->status_partner, status->partner);
     s_set_string (&self->status_reason, status->reason);
+    if (status->receipt.len > 0) {
+        self->receipt = (uint8_t *) malloc (status->receipt.len);
+        assert (self->receipt);
+        memcpy (self->receipt, status->receipt.data, status->receipt.len);
+        self->receipt_size = status->receipt.len;
+    }
     char *id_hex = kp_hex_encode (status->id.data, KP_ID_SIZE);
     int rc = kp_msg_set_id (self, id_hex);
     assert (rc == 0);
@@ -798,6 +625,22 @@ kp_msg_status (kp_msg_t *self)
     assert (self);
     const char *name = self->is_status? kp_status_name (self->status): NULL;
     return name? name: "";
+}
+
+const uint8_t *
+kp_msg_receipt (kp_msg_t *self, size_t *size_p)
+{
+    assert (self);
+    assert (size_p);
+    *size_p = self->receipt_size;
+    return self->receipt;
+}
+
+bool
+kp_msg_receipt_verified (kp_msg_t *self)
+{
+    assert (self);
+    return self->receipt_verified;
 }
 
 const uint8_t *
@@ -884,7 +727,7 @@ kp_msg_json (kp_msg_t *self)
     char *body_json = NULL;
     if (!self->is_status && self->has_body) {
         const char *reason = NULL;
-        ProtobufCMessage *body = s_body_unpack (kp_msg_body_descriptor (self),
+        ProtobufCMessage *body = kp_validate_unpack (kp_msg_body_descriptor (self),
                                                 self->body, self->body_size, &reason);
         if (!body) {
             s_set_error (self, "body: %s", reason);
@@ -911,6 +754,18 @@ kp_msg_json (kp_msg_t *self)
         s_put_time (stream, "at", self->status_at_ms);
         if (*self->status_reason)
             s_put_member (stream, "reason", self->status_reason);
+        if (self->receipt) {
+            size_t text_size = sodium_base64_ENCODED_LEN (self->receipt_size,
+                                                          sodium_base64_VARIANT_ORIGINAL);
+            char *base64 = (char *) malloc (text_size);
+            assert (base64);
+            sodium_bin2base64 (base64, text_size, self->receipt, self->receipt_size,
+                               sodium_base64_VARIANT_ORIGINAL);
+            s_put_member (stream, "receipt", base64);
+            fprintf (stream, ",\"receipt_verified\":%s",
+                     self->receipt_verified? "true": "false");
+            free (base64);
+        }
     }
     else {
         fputs ("{\"id\":", stream);

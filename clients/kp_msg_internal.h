@@ -16,10 +16,6 @@
 #include "ketenpost.h"
 #include "kp_util.h"
 
-//  Free-text limits of the data-minimisation rules (bytes)
-#define KP_MSG_NARRATIVE_MAX 4000       //  Signal.narrative
-#define KP_MSG_NOTE_MAX 1000            //  Feedback.note, Referral.safety_summary
-#define KP_MSG_CODE_WORDS "Handle with Care"
 
 struct _kp_msg_t {
     bool is_status;                 //  a status report, not a message
@@ -33,6 +29,7 @@ struct _kp_msg_t {
     char *recipient;                //  address it was sent to
     int64_t created_at_ms;          //  sender's clock, UTC
     int64_t expires_at_ms;          //  0 = none
+    int64_t due_at_ms;              //  0, or not acked by then -> OVERDUE
     bool has_reference;             //  reference is set
     uint8_t reference [KP_ID_SIZE]; //  id of the earlier message
     char reference_hex [KP_ID_SIZE * 2 + 1];    //  as hex, "" when unset
@@ -44,7 +41,7 @@ struct _kp_msg_t {
     bool has_body;                  //  a body was set or received
     uint8_t *body;                  //  packed body protobuf (may be NULL)
     size_t body_size;               //  its size
-    uint8_t body_hash [KP_HASH_SIZE];   //  SHA-256 of body, set by _seal
+    uint8_t body_hash [KP_HASH_SIZE];   //  received: SHA-256 of the sealed body
     char *sender;                   //  received: sender partner, or ""
     Kp__Wire__Role sender_role;     //  received: its role
     char *recipient_partner;        //  received: who the address became
@@ -53,16 +50,27 @@ struct _kp_msg_t {
     int64_t status_at_ms;           //  status: when, broker clock
     char *status_partner;           //  status: the recipient partner
     char *status_reason;            //  status: reason (REFUSED), or ""
+    uint8_t *receipt;               //  status DELIVERED: signed receipt, or NULL
+    size_t receipt_size;            //  its size
+    bool receipt_verified;          //  its signature checked out
     char *key;                      //  duplicate key: "hex" or "hex STATUS"
     char *error;                    //  last setter error, or NULL
 };
 
-//  Make a received message from a Deliver command. Checks the envelope, the
-//  body length and hash, the body against its schema and the data-
-//  minimisation rules. Returns NULL and sets *reason_p (a static string,
-//  one line) if the delivery must be refused. Caller owns the result.
+//  Make a received message from a Deliver command and its opened body
+//  (body, body_size: the plaintext kp_seal_open gave; copied). Checks the
+//  envelope, the sealed body's length and hash, the opened body against
+//  its schema and the data-minimisation rules. Returns NULL and sets
+//  *reason_p (a static string, one line) if the delivery must be refused.
+//  Caller owns the result.
 kp_msg_t *
-    kp_msg_new_delivered (const Kp__Wire__Deliver *deliver, const char **reason_p);
+    kp_msg_new_delivered (const Kp__Wire__Deliver *deliver, const uint8_t *body,
+                          size_t body_size, const char **reason_p);
+
+//  Check a Deliver's envelope and that its (sealed) body has the length
+//  and hash the envelope says. NULL if fine, else a static reason.
+const char *
+    kp_msg_deliver_check (const Kp__Wire__Deliver *deliver);
 
 //  Make a received status report from a Status command. Returns NULL if it
 //  names no valid message id or status. Caller owns the result.
@@ -71,13 +79,14 @@ kp_msg_t *
 
 //  Prepare an outgoing message for Submit: set a random id if none, check
 //  the envelope strings and the body against the schema and the data-
-//  minimisation rules, compute the body hash. Returns 0, or -1 and sets
-//  kp_msg_error.
+//  minimisation rules; for a school notification set due_at and cap
+//  expires_at by its school day. Returns 0, or -1 and sets kp_msg_error.
 int
     kp_msg_seal (kp_msg_t *self);
 
 //  Fill envelope (KP__WIRE__ENVELOPE__INIT'd by the caller) with pointers
-//  into self, which must outlive it. Call after kp_msg_seal.
+//  into self, which must outlive it. Call after kp_msg_seal. body_length
+//  and body_hash are left for the caller (they describe the sealed body).
 void
     kp_msg_fill_envelope (kp_msg_t *self, Kp__Wire__Envelope *envelope);
 

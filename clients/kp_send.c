@@ -4,7 +4,7 @@
     Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
     =========================================================================
 
-    kp-send --broker ENDPOINT --broker-cert FILE --cert FILE
+    kp-send --broker ENDPOINT --broker-cert FILE --cert FILE --region-key FILE
             --type TYPE --to ADDRESS (--body JSON | --body-file FILE|-)
             [--id HEX] [--reference HEX] [--purpose CODE] [--user ID]
             [--on-behalf-of ID] [--subject HEX] [--ttl SECONDS]
@@ -30,11 +30,14 @@
 
 static const char *s_synopsis =
     "usage: kp-send --broker ENDPOINT --broker-cert FILE --cert FILE\n"
+    "               --region-key FILE\n"
     "               --type TYPE --to ADDRESS (--body JSON | --body-file FILE|-)\n"
     "               [--id HEX] [--reference HEX] [--purpose CODE] [--user ID]\n"
     "               [--on-behalf-of ID] [--subject HEX] [--ttl SECONDS]\n"
     "               [--timeout MS] [--verbose]\n"
     "\n"
+    "  --region-key FILE  the region's registration.pub: the body is sealed only\n"
+    "           to a recipient whose keys it vouches for\n"
     "  TYPE     signal | referral | school_notification | feedback\n"
     "  ADDRESS  municipality:GM0153 | school:12AB00 | partner:ID\n"
     "  JSON     the body in the type's schema (proto/kp_body.proto), field names\n"
@@ -134,6 +137,7 @@ main (int argc, char *argv [])
         { "broker", required_argument, NULL, 'b' },
         { "broker-cert", required_argument, NULL, 'B' },
         { "cert", required_argument, NULL, 'c' },
+        { "region-key", required_argument, NULL, 'K' },
         { "type", required_argument, NULL, 't' },
         { "to", required_argument, NULL, 'r' },
         { "body", required_argument, NULL, 'j' },
@@ -150,7 +154,7 @@ main (int argc, char *argv [])
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    const char *broker = NULL, *broker_cert = NULL, *cert = NULL;
+    const char *broker = NULL, *broker_cert = NULL, *cert = NULL, *region_key = NULL;
     const char *type = NULL, *to = NULL, *body = NULL, *body_file = NULL;
     const char *id = NULL, *reference = NULL, *purpose = NULL, *user = NULL;
     const char *on_behalf_of = NULL, *subject = NULL, *ttl_text = NULL;
@@ -162,6 +166,7 @@ main (int argc, char *argv [])
             case 'b': broker = optarg; break;
             case 'B': broker_cert = optarg; break;
             case 'c': cert = optarg; break;
+            case 'K': region_key = optarg; break;
             case 't': type = optarg; break;
             case 'r': to = optarg; break;
             case 'j': body = optarg; break;
@@ -191,6 +196,8 @@ main (int argc, char *argv [])
         return s_usage_error ("missing --broker-cert");
     if (!cert)
         return s_usage_error ("missing --cert");
+    if (!region_key)
+        return s_usage_error ("missing --region-key (the region's registration.pub)");
     if (!type)
         return s_usage_error ("missing --type");
     if (!to)
@@ -243,7 +250,7 @@ main (int argc, char *argv [])
     }
     //  The library prints its own line if it cannot connect
     client = kp_client_new (broker, broker_cert, cert, (int) timeout);
-    if (!client)
+    if (!client || kp_client_set_region_key (client, region_key))
         goto done;
     kp_client_set_send_timeout (client, (int) timeout, S_SEND_TRIES);
     kp_receipt_t receipt;
@@ -260,6 +267,8 @@ main (int argc, char *argv [])
     else if (strcmp (receipt.error, "TRANSPORT") == 0)
         fprintf (stderr, "kp-send: failed: %s; resend with --id %s\n",
                  receipt.reason, receipt.id);
+    else if (strcmp (receipt.error, "UNTRUSTED") == 0)
+        fprintf (stderr, "kp-send: not sent: %s\n", receipt.reason);
     else if (strcmp (receipt.error, "INVALID") == 0)
         fprintf (stderr, "kp-send: invalid %s: %s\n", type, receipt.reason);
     else

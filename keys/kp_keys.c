@@ -9,6 +9,7 @@
     1 failure, 2 usage error.
 */
 #include "kp_region.h"
+#include <sodium.h>
 #include <dirent.h>
 #include <getopt.h>
 #include <sys/stat.h>
@@ -29,17 +30,23 @@ typedef struct {
 static const s_command_t s_commands [] = {
     { "init", "rn",
       "kp-keys init --region DIR [--name NAME]",
-      "make a region: broker cert, checkpoint key, partners/, revoked/, secrets/" },
-    { "add", "rionack",
+      "make a region: broker cert, checkpoint and registration keys, partners/,\n"
+      "      revoked/, secrets/" },
+    { "add", "rionackSE",
       "kp-keys add --region DIR --id ID --role ROLE --name NAME [--address CODE]...\n"
-      "            [--covenant] [--public-key Z85]",
-      "register a partner; prints its public key and the path of its secret cert" },
+      "            [--covenant] [--public-key Z85 --sign-key HEX --seal-key HEX]",
+      "register a partner and vouch for its keys; prints its public keys and the\n"
+      "      path of its secret cert" },
     { "list", "rj",
       "kp-keys list --region DIR [--json]",
       "list the partners, revoked ones included (--json: one object per line)" },
     { "show", "ri",
       "kp-keys show --region DIR --id ID",
       "show one partner, active or revoked" },
+    { "region-key", "r",
+      "kp-keys region-key --region DIR",
+      "print the region's registration public key: hand REGION/registration.pub\n"
+      "      to every partner (kp-send/kp-inbox --region-key)" },
     { "revoke", "ri",
       "kp-keys revoke --region DIR --id ID",
       "revoke a partner: its cert moves to revoked/, its secret cert is deleted" },
@@ -54,6 +61,8 @@ static const struct option s_options [] = {
     { "address", required_argument, NULL, 'a' },
     { "covenant", no_argument, NULL, 'c' },
     { "public-key", required_argument, NULL, 'k' },
+    { "sign-key", required_argument, NULL, 'S' },
+    { "seal-key", required_argument, NULL, 'E' },
     { "json", no_argument, NULL, 'j' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 }
@@ -71,6 +80,8 @@ static const char *s_option_help =
     "                          repeat for more (a school has exactly one)\n"
     "  -c, --covenant          the school joined the Handle with Care covenant\n"
     "  -k, --public-key Z85    register this CURVE public key; no secret cert is made\n"
+    "  -S, --sign-key HEX      with --public-key: the partner's Ed25519 public key\n"
+    "  -E, --seal-key HEX      with --public-key: the partner's X25519 public key\n"
     "  -j, --json              one JSON object per line\n"
     "  -h, --help              this help\n";
 
@@ -84,6 +95,8 @@ typedef struct {
     size_t address_count;           //  number of --address values
     bool covenant;                  //  --covenant
     const char *public_key;         //  --public-key
+    const char *sign_key;           //  --sign-key
+    const char *seal_key;           //  --seal-key
     bool json;                      //  --json
     bool help;                      //  --help
 } s_args_t;
@@ -99,6 +112,8 @@ typedef struct {
     char *created;                  //  ISO 8601 UTC
     char *revoked;                  //  ISO 8601 UTC, NULL if active
     char *cert;                     //  path of its cert file
+    char *sign_key;                 //  vouched Ed25519 public key (hex), or NULL
+    char *seal_key;                 //  vouched X25519 public key (hex), or NULL
 } s_row_t;
 
 //  --------------------------------------------------------------------------
@@ -164,7 +179,7 @@ s_args_parse (const s_command_t *command, int argc, char *argv [], s_args_t *arg
     opterr = 0;
     optind = 1;
     int code;
-    while ((code = getopt_long (argc, argv, ":r:i:o:n:a:ck:jh", s_options, NULL)) != -1) {
+    while ((code = getopt_long (argc, argv, ":r:i:o:n:a:ck:S:E:jh", s_options, NULL)) != -1) {
         const char *given = argv [optind - 1];
         if (code == '?')
             return s_usage_error (command, "unknown option", given);
@@ -179,6 +194,8 @@ s_args_parse (const s_command_t *command, int argc, char *argv [], s_args_t *arg
             case 'o': rc = s_args_set (&args->role, optarg); break;
             case 'n': rc = s_args_set (&args->name, optarg); break;
             case 'k': rc = s_args_set (&args->public_key, optarg); break;
+            case 'S': rc = s_args_set (&args->sign_key, optarg); break;
+            case 'E': rc = s_args_set (&args->seal_key, optarg); break;
             case 'a': args->addresses [args->address_count++] = optarg; break;
             case 'c': args->covenant = true; break;
             case 'j': args->json = true; break;
@@ -200,6 +217,10 @@ s_args_parse (const s_command_t *command, int argc, char *argv [], s_args_t *arg
         return s_usage_error (command, "missing --role", NULL);
     if (streq (command->name, "add") && !args->name)
         return s_usage_error (command, "missing --name", NULL);
+    if ((args->sign_key || args->seal_key)
+    &&  (!args->public_key || !args->sign_key || !args->seal_key))
+        return s_usage_error (command, "--public-key, --sign-key and --seal-key go "
+                              "together", NULL);
     return 0;
 }
 
@@ -213,6 +234,8 @@ s_row_destroy (s_row_t **self_p)
     s_row_t *self = *self_p;
     if (!self)
         return;
+    free (self->seal_key);
+    free (self->sign_key);
     free (self->cert);
     free (self->revoked);
     free (self->created);
@@ -245,6 +268,23 @@ s_strdup (const char *text)
     return copy;
 }
 
+//  Set the row's vouched public keys from a packed Registration (the
+//  signature is the clients' business; here we only show the keys)
+static void
+s_row_registration (s_row_t *self, const Kp__Wire__Registration *registration)
+{
+    Kp__Wire__RegistrationStatement *statement = registration
+        ? kp__wire__registration_statement__unpack (NULL, registration->statement.len,
+                                                    registration->statement.data)
+        : NULL;
+    if (statement && statement->sign_key.len == 32 && statement->seal_key.len == 32) {
+        self->sign_key = kp_hex_encode (statement->sign_key.data, 32);
+        self->seal_key = kp_hex_encode (statement->seal_key.data, 32);
+    }
+    if (statement)
+        kp__wire__registration_statement__free_unpacked (statement, NULL);
+}
+
 //  Row of an active partner
 static s_row_t *
 s_row_active (const char *region, const kp_partner_t *partner)
@@ -269,6 +309,7 @@ s_row_active (const char *region, const kp_partner_t *partner)
     self->created = s_strdup (partner->created);
     self->cert = zsys_sprintf ("%s/partners/%s", region, partner->id);
     assert (self->cert);
+    s_row_registration (self, partner->registration);
     return self;
 }
 
@@ -295,6 +336,22 @@ s_row_revoked (const char *region, const char *file)
     self->created = s_strdup (zconfig_get (root, "metadata/created", ""));
     self->revoked = s_strdup (zconfig_get (root, "metadata/revoked", "?"));
     self->cert = path;
+    const char *text = zconfig_get (root, "metadata/registration", NULL);
+    if (text && *text) {
+        size_t text_size = strlen (text);
+        uint8_t *data = (uint8_t *) malloc (text_size);
+        size_t size = 0;
+        assert (data);
+        if (sodium_base642bin (data, text_size, text, text_size, NULL, &size, NULL,
+                               sodium_base64_VARIANT_ORIGINAL) == 0) {
+            Kp__Wire__Registration *registration =
+                kp__wire__registration__unpack (NULL, size, data);
+            s_row_registration (self, registration);
+            if (registration)
+                kp__wire__registration__free_unpacked (registration, NULL);
+        }
+        free (data);
+    }
     zconfig_destroy (&root);
     return self;
 }
@@ -386,6 +443,16 @@ s_row_print_json (const s_row_t *row)
     }
     printf ("],\"covenant\":%s,\"public_key\":", row->covenant? "true": "false");
     s_json_string (row->public_key);
+    printf (",\"sign_key\":");
+    if (row->sign_key)
+        s_json_string (row->sign_key);
+    else
+        printf ("null");
+    printf (",\"seal_key\":");
+    if (row->seal_key)
+        s_json_string (row->seal_key);
+    else
+        printf ("null");
     printf (",\"created\":");
     s_json_string (row->created);
     printf (",\"revoked\":");
@@ -475,6 +542,22 @@ s_public_key_read (const char *path)
     return copy;
 }
 
+//  First line of a small text file (a hex public key), or NULL; caller frees
+static char *
+s_line_read (const char *path)
+{
+    char *line = NULL;
+    size_t size = 0;
+    FILE *file = fopen (path, "r");
+    if (file && getline (&line, &size, file) > 0)
+        line [strcspn (line, "\r\n")] = 0;
+    else
+        zstr_free (&line);
+    if (file)
+        fclose (file);
+    return line;
+}
+
 //  --------------------------------------------------------------------------
 //  The commands; each returns the exit code
 
@@ -498,6 +581,12 @@ s_cmd_init (s_args_t *args)
     printf ("broker-cert: %s\n", broker_cert);
     printf ("broker-public-key: %s\n", broker_key? broker_key: "?");
     printf ("checkpoint-public-key: %s\n", checkpoint_key? checkpoint_key: "?");
+    char *registration_path = kp_region_registration_key (args->region);
+    char *registration_key = s_line_read (registration_path);
+    printf ("registration-public-key: %s\n", registration_key? registration_key: "?");
+    printf ("registration-key-file: %s\n", registration_path);
+    free (registration_key);
+    free (registration_path);
     free (checkpoint_key);
     free (checkpoint_path);
     free (broker_key);
@@ -514,8 +603,9 @@ s_cmd_add (s_args_t *args)
                          "leerplicht, school, auditor)\n", args->role);
         return S_EXIT_USAGE;
     }
-    if (kp_region_add (args->region, args->id, role, args->name, args->addresses,
-                       args->covenant, args->public_key))
+    if (kp_region_add_keys (args->region, args->id, role, args->name, args->addresses,
+                            args->covenant, args->public_key, args->sign_key,
+                            args->seal_key))
         return S_EXIT_FAILURE;
     kp_registry_t *registry = kp_registry_new (args->region);
     const kp_partner_t *partner = registry? kp_registry_by_id (registry, args->id): NULL;
@@ -524,6 +614,12 @@ s_cmd_add (s_args_t *args)
         char *secret_path = kp_region_secret_path (args->region, args->id);
         printf ("partner: %s\n", partner->id);
         printf ("public-key: %s\n", partner->public_key);
+        s_row_t row = { 0 };
+        s_row_registration (&row, partner->registration);
+        printf ("sign-key: %s\n", row.sign_key? row.sign_key: "none");
+        printf ("seal-key: %s\n", row.seal_key? row.seal_key: "none");
+        free (row.sign_key);
+        free (row.seal_key);
         if (args->public_key)
             printf ("secret-cert: none (the partner holds the secret key)\n");
         else
@@ -581,6 +677,13 @@ s_cmd_show (s_args_t *args)
         printf ("covenant: %s\n", found->covenant? "yes": "no");
         printf ("created: %s\n", found->created);
         printf ("public-key: %s\n", found->public_key);
+        printf ("sign-key: %s\n", found->sign_key? found->sign_key: "none");
+        printf ("seal-key: %s\n", found->seal_key? found->seal_key: "none");
+        char *registration_path = kp_region_registration_key (args->region);
+        char *registration_key = s_line_read (registration_path);
+        printf ("registration-key: %s\n", registration_key? registration_key: "none");
+        free (registration_key);
+        free (registration_path);
         printf ("cert: %s\n", found->cert);
         printf ("secret-cert: %s\n", has_secret? secret_path: "none");
         free (secret_path);
@@ -589,6 +692,26 @@ s_cmd_show (s_args_t *args)
     else
         fprintf (stderr, "kp-keys: no such partner: %s\n", args->id);
     zlistx_destroy (&rows);
+    return rc;
+}
+
+static int
+s_cmd_region_key (s_args_t *args)
+{
+    char *path = kp_region_registration_key (args->region);
+    char *key = s_line_read (path);
+    uint8_t binary [32];
+    int rc = S_EXIT_FAILURE;
+    if (key && kp_hex_decode (key, binary, sizeof binary) == 0) {
+        printf ("registration-public-key: %s\n", key);
+        printf ("registration-key-file: %s\n", path);
+        rc = S_EXIT_OK;
+    }
+    else
+        fprintf (stderr, "kp-keys: no registration key in %s (a region made by an "
+                 "older kp-keys has none)\n", path);
+    free (key);
+    free (path);
     return rc;
 }
 
@@ -640,6 +763,8 @@ main (int argc, char *argv [])
             rc = s_cmd_list (&args);
         else if (streq (command->name, "show"))
             rc = s_cmd_show (&args);
+        else if (streq (command->name, "region-key"))
+            rc = s_cmd_region_key (&args);
         else
             rc = s_cmd_revoke (&args);
     }

@@ -374,9 +374,10 @@ s_broker_write (const char *dir, const char *name, const char *created, char *ke
     return rc;
 }
 
-//  Write the Ed25519 checkpoint keypair into dir, as hex lines
+//  Write a new Ed25519 keypair into dir as hex lines: the secret first
+//  (secret_name, 0600), then the public key (public_name, 0644)
 static int
-s_checkpoint_write (const char *dir)
+s_sign_key_write (const char *dir, const char *secret_name, const char *public_name)
 {
     uint8_t public_key [crypto_sign_PUBLICKEYBYTES];
     uint8_t secret_key [crypto_sign_SECRETKEYBYTES];
@@ -390,10 +391,10 @@ s_checkpoint_write (const char *dir)
     size_t secret_length = strlen (secret_hex);
     public_hex [public_length++] = '\n';
     secret_hex [secret_length++] = '\n';
-    int rc = s_data_write (dir, "checkpoint_secret", secret_hex, secret_length, 0600);
+    int rc = s_data_write (dir, secret_name, secret_hex, secret_length, 0600);
     sodium_memzero (secret_hex, sizeof secret_hex);
     if (rc == 0)
-        rc = s_data_write (dir, "checkpoint.pub", public_hex, public_length, 0644);
+        rc = s_data_write (dir, public_name, public_hex, public_length, 0644);
     return rc;
 }
 
@@ -459,7 +460,8 @@ kp_region_init (const char *region_dir, const char *name)
     ||  s_dir_make (temp_dir, "revoked", 0755)
     ||  s_dir_make (temp_dir, "secrets", 0700)
     ||  s_broker_write (temp_dir, name, created, key_prefix)
-    ||  s_checkpoint_write (temp_dir))
+    ||  s_sign_key_write (temp_dir, "checkpoint_secret", "checkpoint.pub")
+    ||  s_sign_key_write (temp_dir, "registration_secret", "registration.pub"))
         goto cleanup;
     if (chmod (temp_dir, 0755) || s_dir_sync (temp_dir))
         goto cleanup;
@@ -598,6 +600,123 @@ s_addresses_join (const char *const *addresses, size_t count)
     return text;
 }
 
+//  Read a hex key file (its first line: exactly size bytes as hex) into
+//  key. The text read is wiped. 0, or -1 after a zsys_error.
+static int
+s_hex_key_read (const char *path, uint8_t *key, size_t size)
+{
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        zsys_error ("kp_region: cannot read key path=%s error=%s", path,
+                    strerror (errno));
+        return -1;
+    }
+    char text [256];
+    size_t done = 0;
+    while (done < sizeof text - 1) {
+        ssize_t count = read (fd, text + done, sizeof text - 1 - done);
+        if (count < 0 && errno == EINTR)
+            continue;
+        if (count <= 0)
+            break;
+        done += (size_t) count;
+    }
+    close (fd);
+    text [done] = 0;
+    text [strcspn (text, "\r\n")] = 0;
+    int rc = kp_hex_decode (text, key, size);
+    sodium_memzero (text, sizeof text);
+    if (rc)
+        zsys_error ("kp_region: not a key of %zu bytes in hex path=%s", size, path);
+    return rc;
+}
+
+//  Build partner id's RegistrationStatement and sign it with the region's
+//  registration key (REGION/registration_secret). Returns the packed
+//  Registration as standard base64 (caller frees), or NULL after a
+//  zsys_error.
+static char *
+s_registration_new (const char *region_dir, const char *id, Kp__Wire__Role role,
+                    const char *const *addresses, size_t address_count, bool covenant,
+                    const uint8_t *curve_key, const uint8_t *sign_key,
+                    const uint8_t *seal_key)
+{
+    char *text = NULL;
+    uint8_t *statement_data = NULL;
+    uint8_t *registration_data = NULL;
+    zconfig_t *broker = NULL;
+    char *broker_path = zsys_sprintf ("%s/broker", region_dir);
+    char *secret_path = zsys_sprintf ("%s/registration_secret", region_dir);
+    assert (broker_path && secret_path);
+    uint8_t *secret_key = (uint8_t *) sodium_malloc (crypto_sign_SECRETKEYBYTES);
+    assert (secret_key);
+    if (s_hex_key_read (secret_path, secret_key, crypto_sign_SECRETKEYBYTES)) {
+        zsys_error ("kp_region: the region has no registration key; partners are "
+                    "registered on the host that holds registration_secret");
+        goto cleanup;
+    }
+    broker = s_zpl_load (broker_path);
+    const char *region_name = broker? zconfig_get (broker, "metadata/name", NULL): NULL;
+    if (!region_name || !*region_name) {
+        zsys_error ("kp_region: the broker cert names no region path=%s", broker_path);
+        goto cleanup;
+    }
+    Kp__Wire__RegistrationStatement statement = KP__WIRE__REGISTRATION_STATEMENT__INIT;
+    statement.region = (char *) region_name;
+    statement.partner = (char *) id;
+    statement.role = role;
+    statement.n_addresses = address_count;
+    statement.addresses = (char **) addresses;
+    statement.covenant = covenant;
+    statement.curve_key.data = (uint8_t *) curve_key;
+    statement.curve_key.len = 32;
+    statement.sign_key.data = (uint8_t *) sign_key;
+    statement.sign_key.len = crypto_sign_PUBLICKEYBYTES;
+    statement.seal_key.data = (uint8_t *) seal_key;
+    statement.seal_key.len = crypto_box_PUBLICKEYBYTES;
+    statement.registered_at_ms = kp_now_ms ();
+    size_t statement_size = kp__wire__registration_statement__get_packed_size (&statement);
+    statement_data = (uint8_t *) malloc (statement_size);
+    assert (statement_data);
+    kp__wire__registration_statement__pack (&statement, statement_data);
+
+    uint8_t signature [crypto_sign_BYTES];
+    crypto_sign_detached (signature, NULL, statement_data, statement_size, secret_key);
+    Kp__Wire__Registration registration = KP__WIRE__REGISTRATION__INIT;
+    registration.statement.data = statement_data;
+    registration.statement.len = statement_size;
+    registration.signature.data = signature;
+    registration.signature.len = sizeof signature;
+    size_t registration_size = kp__wire__registration__get_packed_size (&registration);
+    registration_data = (uint8_t *) malloc (registration_size);
+    assert (registration_data);
+    kp__wire__registration__pack (&registration, registration_data);
+    size_t text_size = sodium_base64_ENCODED_LEN (registration_size,
+                                                  sodium_base64_VARIANT_ORIGINAL);
+    text = (char *) malloc (text_size);
+    assert (text);
+    sodium_bin2base64 (text, text_size, registration_data, registration_size,
+                       sodium_base64_VARIANT_ORIGINAL);
+
+cleanup:
+    sodium_free (secret_key);
+    free (registration_data);
+    free (statement_data);
+    zconfig_destroy (&broker);
+    free (secret_path);
+    free (broker_path);
+    return text;
+}
+
+//  Wipe a metadata value of cert in place (CZMQ frees it without wiping)
+static void
+s_meta_wipe (zcert_t *cert, const char *name)
+{
+    const char *value = zcert_meta (cert, name);
+    if (value)
+        sodium_memzero ((char *) (uintptr_t) value, strlen (value));
+}
+
 //  --------------------------------------------------------------------------
 //  Register a partner: public cert partners/ID and, unless public_key is
 //  given, a new keypair's secret cert secrets/ID_secret. 0 or -1.
@@ -607,10 +726,38 @@ kp_region_add (const char *region_dir, const char *id, Kp__Wire__Role role,
                const char *name, const char *const *addresses, bool covenant,
                const char *public_key)
 {
+    return kp_region_add_keys (region_dir, id, role, name, addresses, covenant,
+                               public_key, NULL, NULL);
+}
+
+//  --------------------------------------------------------------------------
+//  Register a partner, with the signing and sealing public keys it made
+//  itself (hex) when public_key is given. 0 or -1.
+//
+//  Without public_key we make all three keypairs: the CURVE secret goes to
+//  the secret cert as usual, and the signing and sealing secrets go there
+//  as metadata (sign-secret, seal-secret). zcert_save_public writes every
+//  metadata entry too, so the public cert is written from a second zcert
+//  that never held them.
+
+int
+kp_region_add_keys (const char *region_dir, const char *id, Kp__Wire__Role role,
+                    const char *name, const char *const *addresses, bool covenant,
+                    const char *public_key, const char *sign_key_hex,
+                    const char *seal_key_hex)
+{
     assert (region_dir);
     assert (id);
     assert (name);
     int rc = -1;
+    zcert_t *public_cert = NULL;
+    char *registration = NULL;
+    uint8_t sign_public [crypto_sign_PUBLICKEYBYTES];
+    uint8_t seal_public [crypto_box_PUBLICKEYBYTES];
+    //  sign secret (64) || seal secret (32), guarded memory
+    uint8_t *secrets = (uint8_t *) sodium_malloc (crypto_sign_SECRETKEYBYTES
+                                                  + crypto_box_SECRETKEYBYTES);
+    assert (secrets);
     int lock_fd = -1;
     bool secret_written = false;
     kp_registry_t *registry = NULL;
@@ -644,6 +791,14 @@ kp_region_add (const char *region_dir, const char *id, Kp__Wire__Role role,
     if (public_key && !s_key_text_valid (public_key, key_bin)) {
         zsys_error ("kp_region: partner refused id=%s reason=public key is not "
                     "40 Z85 characters", id);
+        goto cleanup;
+    }
+    if ((sign_key_hex || seal_key_hex)
+    &&  (!public_key || !sign_key_hex || !seal_key_hex
+    ||   kp_hex_decode (sign_key_hex, sign_public, sizeof sign_public)
+    ||   kp_hex_decode (seal_key_hex, seal_public, sizeof seal_public))) {
+        zsys_error ("kp_region: partner refused id=%s reason=give the public, "
+                    "signing and sealing keys together (Z85, 64 hex, 64 hex)", id);
         goto cleanup;
     }
     struct stat status;
@@ -706,12 +861,44 @@ kp_region_add (const char *region_dir, const char *id, Kp__Wire__Role role,
     zcert_set_meta (cert, "covenant", "%s", covenant? "1": "0");
     zcert_set_meta (cert, "created", "%s", created);
     if (!public_key) {
+        crypto_sign_keypair (sign_public, secrets);
+        crypto_box_keypair (seal_public, secrets + crypto_sign_SECRETKEYBYTES);
+    }
+    if (!public_key || sign_key_hex) {
+        registration = s_registration_new (region_dir, id, role, addresses,
+                                           address_count, covenant,
+                                           zcert_public_key (cert), sign_public,
+                                           seal_public);
+        if (!registration)
+            goto cleanup;
+        zcert_set_meta (cert, "registration", "%s", registration);
+    }
+    else
+        zsys_warning ("kp_region: partner id=%s has no signing and sealing keys: it "
+                      "cannot send or receive sealed bodies", id);
+    //  The public cert: same key and metadata, never a secret
+    public_cert = s_cert_new (zcert_public_key (cert));
+    zlist_t *keys = zcert_meta_keys (cert);
+    for (const char *key = (const char *) zlist_first (keys); key;
+         key = (const char *) zlist_next (keys))
+        zcert_set_meta (public_cert, key, "%s", zcert_meta (cert, key));
+    zlist_destroy (&keys);
+    if (!public_key) {
+        char sign_hex [crypto_sign_SECRETKEYBYTES * 2 + 1];
+        char seal_hex [crypto_box_SECRETKEYBYTES * 2 + 1];
+        sodium_bin2hex (sign_hex, sizeof sign_hex, secrets, crypto_sign_SECRETKEYBYTES);
+        sodium_bin2hex (seal_hex, sizeof seal_hex, secrets + crypto_sign_SECRETKEYBYTES,
+                        crypto_box_SECRETKEYBYTES);
+        zcert_set_meta (cert, "sign-secret", "%s", sign_hex);
+        zcert_set_meta (cert, "seal-secret", "%s", seal_hex);
+        sodium_memzero (sign_hex, sizeof sign_hex);
+        sodium_memzero (seal_hex, sizeof seal_hex);
         if (s_cert_write (secrets_dir, secret_name, cert, true))
             goto cleanup;
         secret_written = true;
     }
     //  partners/ID is the commit point: written last
-    if (s_cert_write (partners_dir, id, cert, false))
+    if (s_cert_write (partners_dir, id, public_cert, false))
         goto cleanup;
     zsys_notice ("kp_region: partner added id=%s role=%s key=%.8s", id,
                  kp_role_name (role), key_text);
@@ -722,7 +909,14 @@ cleanup:
         unlink (secret_path);
         s_dir_sync (secrets_dir);
     }
+    if (cert) {
+        s_meta_wipe (cert, "sign-secret");
+        s_meta_wipe (cert, "seal-secret");
+    }
     s_cert_destroy (&cert);
+    s_cert_destroy (&public_cert);
+    sodium_free (secrets);
+    free (registration);
     kp_registry_destroy (&registry);
     if (lock_fd >= 0)
         close (lock_fd);
@@ -881,6 +1075,18 @@ kp_region_broker_cert (const char *region_dir)
 {
     assert (region_dir);
     char *path = zsys_sprintf ("%s/broker", region_dir);
+    assert (path);
+    return path;
+}
+
+//  --------------------------------------------------------------------------
+//  Path of the registration public key; caller frees
+
+char *
+kp_region_registration_key (const char *region_dir)
+{
+    assert (region_dir);
+    char *path = zsys_sprintf ("%s/registration.pub", region_dir);
     assert (path);
     return path;
 }

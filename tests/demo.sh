@@ -22,9 +22,12 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*" | sed "s#$bin/[a-z]*/##g; s#$demo#\$DEMO#g"; }
 
-step "A region: the broker's keys and the chain partners of Twente"
+step "A region: the broker's keys, the registration key and the chain partners of Twente"
 keys=$bin/keys/kp-keys
 "$keys" init --region "$region" --name ketenpost-twente >/dev/null
+show kp-keys region-key --region "$region"
+"$keys" region-key --region "$region"
+echo "(every partner gets registration.pub out of band: it vouches for the partners' keys)"
 twente="GM0141 GM0147 GM1774 GM0153 GM0158 GM0163 GM0164 GM1735 GM0168 GM0173 GM1742 GM0183 GM1700 GM0189"
 "$keys" add --region "$region" --id police-oost --role police --name "Politie Oost-Nederland, basisteam Enschede" >/dev/null
 "$keys" add --region "$region" --id vt-twente --role veilig_thuis --name "Veilig Thuis Twente" \
@@ -63,7 +66,8 @@ echo "ketenpostd is listening on $endpoint (pid $broker_pid)"
 as() {
     local partner=$1 tool=$2; shift 2
     "$bin/clients/$tool" --broker "$endpoint" --broker-cert "$region/broker" \
-        --cert "$region/secrets/${partner}_secret" "$@"
+        --cert "$region/secrets/${partner}_secret" \
+        --region-key "$region/registration.pub" "$@"
 }
 field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" | head -n 1; }
 
@@ -101,8 +105,10 @@ as lt-enschede kp-send --type feedback --to partner:vt-twente --reference "$refe
 as vt-twente kp-inbox --idle-exit 1500
 
 step "3. Handle with Care: police → leerplicht → school, before 08:30"
+#  Tomorrow in Dutch time: overdue at 07:30, over at 18:00 that day
+school_day=$(TZ=Europe/Amsterdam date -d tomorrow +%F)
 receipt=$(as police-oost kp-send --type school_notification --to municipality:GM0153 \
-    --body '{"child_name":"Sam Demo","date_of_birth":"2017-09-12","school_day":"2026-11-23",
+    --body '{"child_name":"Sam Demo","date_of_birth":"2017-09-12","school_day":"'"$school_day"'",
     "lookup_hint":"7511 AB"}')
 echo "receipt: $receipt"
 notification_id=$(echo "$receipt" | field id)
@@ -110,9 +116,10 @@ as lp-enschede kp-inbox --count 1
 echo "(leerplicht looks up the school of 7511 AB: 12AB00, and forwards without the hint)"
 as lp-enschede kp-send --type school_notification --to school:12AB00 --reference "$notification_id" \
     --body '{"child_name":"Sam Demo","date_of_birth":"2017-09-12","code_words":"Handle with Care",
-    "school_day":"2026-11-23"}'
+    "school_day":"'"$school_day"'"}'
 show kp-inbox "(as school-12ab00)" --count 1 --read-receipt
 as school-12ab00 kp-inbox --count 1 --read-receipt
+echo "(leerplicht hears DELIVERED with the school's signed receipt, then the READ feedback)"
 as lp-enschede kp-inbox --idle-exit 1500
 
 step "4. Refused: a school may not send a referral"
@@ -123,8 +130,16 @@ if as school-12ab00 kp-send --type referral --to municipality:GM0153 \
     exit 1
 fi
 
-step "5. The log on disk: the broker's only store"
+step "5. The log on disk: the broker's only store, and it holds no readable body"
 ls -l "$data/log" "$data/bodies"
+show grep -r -a -c "'Sam Demo'" "$data" "(the child's name, summed over every file)"
+hits=$( (grep -r -a -c "Sam Demo" "$data" || true) | awk -F: '{ sum += $NF } END { print sum + 0 }')
+echo "$hits"
+if [ "$hits" != 0 ]; then
+    echo "demo: a body is readable in the broker's data" >&2
+    exit 1
+fi
+echo "(bodies are sealed by the sender's library to the recipient's key: the broker stores only ciphertext)"
 
 kill "$broker_pid"
 wait "$broker_pid" || true

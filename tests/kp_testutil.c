@@ -78,6 +78,7 @@ kp_test_region_new (void)
     self->data = zsys_sprintf ("%s/data", self->dir);
     self->config = zsys_sprintf ("%s/ketenpostd.cfg", self->dir);
     self->broker_cert = zsys_sprintf ("%s/region/broker", self->dir);
+    self->region_key = zsys_sprintf ("%s/region/registration.pub", self->dir);
     cr_assert_eq (kp_region_init (self->region, "test-broker"), 0);
     for (size_t index = 0; index < sizeof s_demo_partners / sizeof s_demo_partners [0];
          index++) {
@@ -117,6 +118,7 @@ kp_test_region_destroy (kp_test_region_t **self_p)
     if (!getenv ("KP_TEST_KEEP"))
         kp_test_rmtree (self->dir);
     zstr_free (&self->endpoint);
+    zstr_free (&self->region_key);
     zstr_free (&self->broker_cert);
     zstr_free (&self->config);
     zstr_free (&self->data);
@@ -273,6 +275,8 @@ kp_test_client (kp_test_region_t *self, const char *id)
     char *cert = kp_test_cert (self, id);
     kp_client_t *client = kp_client_new (self->endpoint, self->broker_cert, cert, 5000);
     cr_assert_not_null (client, "client %s cannot connect", id);
+    cr_assert_eq (kp_client_set_region_key (client, self->region_key), 0,
+                  "client %s does not take the region key", id);
     zstr_free (&cert);
     return client;
 }
@@ -370,4 +374,18 @@ char *
 kp_test_program (const char *relative)
 {
     return zsys_sprintf ("%s/%s", KP_BIN_DIR, relative);
+}
+
+//  --------------------------------------------------------------------------
+//  A school day two days from now, YYYY-MM-DD; caller frees
+
+char *
+kp_test_school_day (void)
+{
+    time_t when = time (NULL) + 2 * 24 * 3600;
+    struct tm parts;
+    gmtime_r (&when, &parts);
+    char text [16];
+    strftime (text, sizeof text, "%Y-%m-%d", &parts);
+    return strdup (text);
 }

@@ -33,6 +33,7 @@ typedef struct {
     char *data;                     //  dir/data (the broker's log)
     char *config;                   //  dir/ketenpostd.cfg
     char *broker_cert;              //  dir/region/broker
+    char *region_key;               //  dir/region/registration.pub
     char *endpoint;                 //  after start: tcp://127.0.0.1:PORT
     pid_t pid;                      //  broker pid, 0 when not running
 } kp_test_region_t;
@@ -67,7 +68,8 @@ int
 char *
     kp_test_cert (kp_test_region_t *self, const char *id);
 
-//  Connect a client as partner id. Asserts on failure.
+//  Connect a client as partner id, trusting the region's registration key.
+//  Asserts on failure.
 kp_client_t *
     kp_test_client (kp_test_region_t *self, const char *id);
 
@@ -76,6 +78,11 @@ kp_client_t *
 //  -1 if it timed out (and was killed) or could not run.
 int
     kp_test_run (const char *command, int timeout_ms, char **out_p, char **err_p);
+
+//  A school day two days from now (UTC), "YYYY-MM-DD": school notifications
+//  sent in tests must not be over before they are delivered. Caller frees.
+char *
+    kp_test_school_day (void);
 
 //  Path of a program in the build tree ("broker/ketenpostd"); caller frees.
 char *

@@ -28,10 +28,10 @@
     "\"lt-enschede\",\"until\":\"2026-12-31\"},\"family_informed\":true}"
 #define S_REQUEST_BODY \
     "{\"child_name\":\"Fictief Kind\",\"date_of_birth\":\"2015-03-04\"," \
-    "\"school_day\":\"2026-11-23\",\"lookup_hint\":\"7511 AA\"}"
+    "\"school_day\":\"2030-11-25\",\"lookup_hint\":\"7511 AA\"}"
 #define S_NOTIFICATION_BODY \
     "{\"child_name\":\"Fictief Kind\",\"date_of_birth\":\"2015-03-04\"," \
-    "\"school_day\":\"2026-11-23\"}"
+    "\"school_day\":\"2030-11-25\"}"
 #define S_ID_HEX "0123456789abcdef0123456789abcdef"
 #define S_REF_HEX "fedcba9876543210fedcba9876543210"
 #define S_WAIT 5000                 //  msec to wait for something that must come
@@ -117,12 +117,12 @@ static const s_body_case_t s_body_cases [] = {
       &kp__body__school_notification__descriptor },
     { "school_notification", "school:12AB00",
       "{\"child_name\":\"Fictief Kind\",\"date_of_birth\":\"2015-03-04\","
-      "\"school_day\":\"2026-11-23\",\"code_words\":\"Domestic violence\"}",
+      "\"school_day\":\"2030-11-25\",\"code_words\":\"Domestic violence\"}",
       false, NULL },
     { "school_notification", "school:12AB00",
-      "{\"child_name\":\"Fictief Kind\",\"school_day\":\"2026-11-23\"}", false, NULL },
+      "{\"child_name\":\"Fictief Kind\",\"school_day\":\"2030-11-25\"}", false, NULL },
     { "school_notification", "municipality:GM0153",
-      "{\"date_of_birth\":\"2015-03-04\",\"school_day\":\"2026-11-23\"}", false, NULL },
+      "{\"date_of_birth\":\"2015-03-04\",\"school_day\":\"2030-11-25\"}", false, NULL },
 };
 
 ParameterizedTestParameters (kp_msg, body_json_per_type)
@@ -172,7 +172,7 @@ Test (kp_msg, school_notification_gets_the_code_words)
     kp_msg_destroy (&msg);
 }
 
-Test (kp_msg, seal_sets_id_and_body_hash)
+Test (kp_msg, seal_sets_id_and_checks_the_body)
 {
     kp_msg_t *msg = kp_msg_new ("signal", "municipality:GM0153");
     cr_assert_eq (kp_msg_seal (msg), -1, "no body yet");
@@ -185,15 +185,13 @@ Test (kp_msg, seal_sets_id_and_body_hash)
     cr_expect_str_eq (kp_msg_id (msg), first_id, "a resend keeps its id");
     free (first_id);
 
+    //  body_length and body_hash describe the sealed body: kp_client
+    //  fills them after sealing
     Kp__Wire__Envelope envelope = KP__WIRE__ENVELOPE__INIT;
     kp_msg_fill_envelope (msg, &envelope);
-    size_t size;
-    const uint8_t *data = kp_msg_body (msg, &size);
-    uint8_t hash [32];
-    crypto_hash_sha256 (hash, data, size);
-    cr_expect_eq (envelope.body_length, size);
-    cr_assert_eq (envelope.body_hash.len, 32);
-    cr_expect_arr_eq (envelope.body_hash.data, hash, 32);
+    cr_expect_eq (envelope.body_length, 0);
+    cr_expect_eq (envelope.body_hash.len, 0);
+    cr_expect_eq (envelope.due_at_ms, 0, "only a school notification is due");
     cr_expect_eq (envelope.type, KP__WIRE__MESSAGE_TYPE__SIGNAL);
     cr_expect_str_eq (envelope.recipient, "municipality:GM0153");
     cr_expect_gt (envelope.created_at_ms, 0);
@@ -214,7 +212,7 @@ Test (kp_msg, seal_checks_raw_bodies_too)
         KP__BODY__SCHOOL_NOTIFICATION_REQUEST__INIT;
     request.child_name = (char *) "Fictief Kind";
     request.date_of_birth = (char *) "2015-03-04";
-    request.school_day = (char *) "2026-11-23";
+    request.school_day = (char *) "2030-11-25";
     request.lookup_hint = (char *) "7511 AA";
     uint8_t packed [256];
     size_t size = kp__body__school_notification_request__pack (&request, packed);
@@ -251,11 +249,19 @@ s_notification_body (const char *code_words, size_t *size_p)
     notification.child_name = (char *) "Fictief Kind";
     notification.date_of_birth = (char *) "2015-03-04";
     notification.code_words = (char *) code_words;
-    notification.school_day = (char *) "2026-11-23";
+    notification.school_day = (char *) "2030-11-25";
     *size_p = kp__body__school_notification__get_packed_size (&notification);
     uint8_t *data = (uint8_t *) malloc (*size_p);
     kp__body__school_notification__pack (&notification, data);
     return data;
+}
+
+//  --------------------------------------------------------------------------
+//  A received message from deliver whose body is taken as already opened
+static kp_msg_t *
+s_delivered (const Kp__Wire__Deliver *deliver, const char **reason_p)
+{
+    return kp_msg_new_delivered (deliver, deliver->body.data, deliver->body.len, reason_p);
 }
 
 //  --------------------------------------------------------------------------
@@ -295,7 +301,7 @@ Test (kp_msg, delivered_message_renders_as_one_json_line)
     uint8_t id [16], hash [32];
     s_make_deliver (&deliver, &envelope, id, hash);
     const char *reason = NULL;
-    kp_msg_t *msg = kp_msg_new_delivered (&deliver, &reason);
+    kp_msg_t *msg = s_delivered (&deliver, &reason);
     cr_assert_not_null (msg, "refused: %s", reason);
     cr_expect_str_eq (kp_msg_id (msg), S_ID_HEX);
     cr_expect_str_eq (kp_msg_type (msg), "school_notification");
@@ -311,7 +317,7 @@ Test (kp_msg, delivered_message_renders_as_one_json_line)
         "\"recipient_role\":\"school\",\"created_at\":\"2026-11-18T11:06:40.123Z\","
         "\"attempt\":1,\"body\":{\"child_name\":\"Fictief Kind\","
         "\"date_of_birth\":\"2015-03-04\",\"code_words\":\"Handle with Care\","
-        "\"school_day\":\"2026-11-23\"}}");
+        "\"school_day\":\"2030-11-25\"}}");
     free (json);
     kp_msg_destroy (&msg);
     free (deliver.body.data);
@@ -335,7 +341,7 @@ Test (kp_msg, optional_envelope_fields_appear_when_set)
     envelope.on_behalf_of = (char *) "team noord";
     deliver.attempt = 2;
     const char *reason = NULL;
-    kp_msg_t *msg = kp_msg_new_delivered (&deliver, &reason);
+    kp_msg_t *msg = s_delivered (&deliver, &reason);
     cr_assert_not_null (msg, "refused: %s", reason);
     cr_expect_str_eq (kp_msg_reference (msg), S_REF_HEX);
     char *json = kp_msg_json (msg);
@@ -361,19 +367,19 @@ Test (kp_msg, delivery_with_wrong_hash_or_length_is_refused)
     s_make_deliver (&deliver, &envelope, id, hash);
     const char *reason = NULL;
     deliver.body.data [3] ^= 1;
-    cr_expect_null (kp_msg_new_delivered (&deliver, &reason));
+    cr_expect_null (s_delivered (&deliver, &reason));
     cr_expect_str_eq (reason, "body hash mismatch");
     deliver.body.data [3] ^= 1;
     envelope.body_length++;
     reason = NULL;
-    cr_expect_null (kp_msg_new_delivered (&deliver, &reason));
+    cr_expect_null (s_delivered (&deliver, &reason));
     cr_expect_str_eq (reason, "body hash mismatch");
     envelope.body_length--;
     envelope.id.len = 15;
-    cr_expect_null (kp_msg_new_delivered (&deliver, &reason));
+    cr_expect_null (s_delivered (&deliver, &reason));
     envelope.id.len = 16;
     deliver.envelope = NULL;
-    cr_expect_null (kp_msg_new_delivered (&deliver, &reason));
+    cr_expect_null (s_delivered (&deliver, &reason));
     free (deliver.body.data);
 }
 
@@ -390,12 +396,12 @@ Test (kp_msg, school_body_breaking_the_rules_is_refused_on_receipt)
     crypto_hash_sha256 (hash, deliver.body.data, size);
     envelope.body_length = (uint32_t) size;
     const char *reason = NULL;
-    cr_expect_null (kp_msg_new_delivered (&deliver, &reason));
+    cr_expect_null (s_delivered (&deliver, &reason));
     cr_expect_not_null (reason);
     //  The same body to leerplicht decodes with the request schema
     envelope.recipient_role = KP__WIRE__ROLE__LEERPLICHT;
     envelope.recipient = (char *) "municipality:GM0153";
-    kp_msg_t *msg = kp_msg_new_delivered (&deliver, &reason);
+    kp_msg_t *msg = s_delivered (&deliver, &reason);
     cr_expect_null (msg, "request schema needs no code words, but school_day is"
                     " then the code words text, not a date");
     kp_msg_destroy (&msg);
@@ -656,13 +662,18 @@ Test (kp_client, message_without_body_is_refused_locally)
 Test (kp_client, oversized_message_is_refused)
 {
     kp_client_t *vt = kp_test_client (s_region, "vt-twente");
-    //  Many short conditions: within the rules, over the broker's limit
+    //  Sixty long conditions: within the rules (64 of 2000 bytes at
+    //  most), over the broker's limit for a referral (64 KiB by default)
     char *text = NULL;
     size_t size = 0;
     FILE *stream = open_memstream (&text, &size);
     fputs ("{\"case_id\":\"VT-2026-0002\",\"safety_conditions\":[", stream);
-    for (int index = 0; index < 120000; index++)
-        fprintf (stream, "%s\"afspraak nummer %06d\"", index? ",": "", index);
+    for (int index = 0; index < 60; index++) {
+        fprintf (stream, "%s\"afspraak nummer %06d ", index? ",": "", index);
+        for (int filler = 0; filler < 1900; filler++)
+            fputc ('x', stream);
+        fputc ('"', stream);
+    }
     fputs ("]}", stream);
     fclose (stream);
     kp_msg_t *msg = kp_msg_new ("referral", "municipality:GM0153");

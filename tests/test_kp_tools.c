@@ -26,10 +26,10 @@
     "\"monitoring\":{\"who\":\"lt-enschede\",\"until\":\"2026-12-31\"}}"
 #define S_REQUEST_BODY \
     "{\"child_name\":\"Fictief Kind\",\"date_of_birth\":\"2015-03-04\"," \
-    "\"school_day\":\"2026-11-23\",\"lookup_hint\":\"7511 AA\"}"
+    "\"school_day\":\"2030-11-25\",\"lookup_hint\":\"7511 AA\"}"
 #define S_NOTIFICATION_BODY \
     "{\"child_name\":\"Fictief Kind\",\"date_of_birth\":\"2015-03-04\"," \
-    "\"school_day\":\"2026-11-23\"}"
+    "\"school_day\":\"2030-11-25\"}"
 #define S_RUN_TIMEOUT 20000         //  msec any one program run may take
 
 static kp_test_region_t *s_region;
@@ -70,8 +70,9 @@ static char *
 s_flags (const char *id)
 {
     char *cert = strchr (id, '/')? strdup (id): kp_test_cert (s_region, id);
-    char *flags = zsys_sprintf ("--broker '%s' --broker-cert '%s' --cert '%s'",
-                                s_region->endpoint, s_region->broker_cert, cert);
+    char *flags = zsys_sprintf ("--broker '%s' --broker-cert '%s' --cert '%s' "
+                                "--region-key '%s'", s_region->endpoint,
+                                s_region->broker_cert, cert, s_region->region_key);
     free (cert);
     return flags;
 }

@@ -14,7 +14,8 @@
         kp_client_t *client = kp_client_new ("tcp://127.0.0.1:7700",
                                              "region/broker", "police-secret",
                                              5000);
-        if (!client) ... errno-free: the library printed nothing; see stderr
+        if (!client) ... the library printed one line on stderr
+        if (kp_client_set_region_key (client, "region/registration.pub")) ...
         kp_msg_t *msg = kp_msg_new ("signal", "municipality:GM0153");
         if (kp_msg_set_body_json (msg, "{\"kind\":\"MELDING\", ...}")) ...
         kp_receipt_t receipt;
@@ -25,8 +26,10 @@
         kp_msg_destroy (&msg);
         kp_client_destroy (&client);
 
-    Receiving: the library acknowledges a message only when you call
-    kp_client_ack, after you handled it safely. With a state directory set,
+    Receiving: the library opens each body, checks the sender's vouched
+    signature and the body's rules, and refuses (nacks) what fails; it
+    acknowledges a message only when you call kp_client_ack, after you
+    handled it safely, and the ack carries your signed receipt. With a state directory set,
     it remembers what you acknowledged across restarts, so that you never see
     one message twice even if the broker redelivers it:
 
@@ -60,8 +63,9 @@ typedef struct _kp_msg_t kp_msg_t;
 //  the broker's receipt; on refusal error is the code name ("FORBIDDEN",
 //  "UNKNOWN_ADDRESS", ...) and reason one line for humans; on a transport
 //  failure error is "TRANSPORT"; if the library refuses the message before
-//  sending (no body, body breaks its schema or the data-minimisation rules)
-//  error is "INVALID". id is set whenever the message got one, so that a
+//  sending (no body, body breaks its schema or the data-minimisation rules,
+//  no region key or no sealing keys) error is "INVALID"; if the directory
+//  named keys the region key does not vouch for, "UNTRUSTED". id is set whenever the message got one, so that a
 //  caller can resend it with the same id after a TRANSPORT failure.
 typedef struct {
     char id [33];                   //  message id, hex
@@ -111,13 +115,29 @@ const char *
 int
     kp_client_set_state_dir (kp_client_t *self, const char *dir);
 
+//  Trust the partner keys that the region's registration key vouches for:
+//  path is the region's registration.pub (64 hex digits), which the
+//  operator hands out out of band (never take it from the broker). Needed
+//  to send (recipients' sealing keys are checked with it) and to receive
+//  (senders' signing keys are): without it sending fails with "INVALID"
+//  and every delivery is refused. Returns 0, or -1 with one line on
+//  stderr (unreadable, or our cert is not of the region it vouches for).
+int
+    kp_client_set_region_key (kp_client_t *self, const char *path);
+
 //  Set how long send waits for a receipt before it resends (same id), and
 //  how many tries it makes. Defaults: 5000 ms, 3 tries.
 void
     kp_client_set_send_timeout (kp_client_t *self, int timeout_ms, int tries);
 
 //  Send msg and wait for its receipt or refusal. Sets the message id first
-//  if it has none. Fills *receipt. Returns 0 if accepted, -1 otherwise.
+//  if it has none. Asks the broker's directory who receives it (cached 10
+//  minutes), checks that recipient's keys with the region key, signs the
+//  body with our key and seals it to the recipient (and to the region's
+//  auditors where its config says so for this type), bound to the
+//  envelope; the broker only ever sees the sealed bytes. A school
+//  notification gets due_at 07:30 and expires_at 18:00 (Amsterdam time)
+//  of its school day. Fills *receipt. Returns 0 if accepted, -1 otherwise.
 int
     kp_client_send (kp_client_t *self, kp_msg_t *msg, kp_receipt_t *receipt);
 
@@ -214,6 +234,16 @@ const char *
     kp_msg_status (kp_msg_t *self);         //  "DELIVERED", ... or ""
 const uint8_t *
     kp_msg_body (kp_msg_t *self, size_t *size_p);
+
+//  For a DELIVERED status: the recipient's signed receipt (NULL if none
+//  came), and whether its signature verified with the recipient's vouched
+//  signing key, for this message (and, if this client sent it, for the
+//  exact sealed body). The receipt is the proof that the recipient took
+//  the message; its layout is in docs/PROTOCOL.md, "Sealed bodies".
+const uint8_t *
+    kp_msg_receipt (kp_msg_t *self, size_t *size_p);
+bool
+    kp_msg_receipt_verified (kp_msg_t *self);
 
 //  The whole message as one line of JSON (envelope fields + "body" decoded
 //  with the type's schema):
