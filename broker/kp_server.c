@@ -544,8 +544,11 @@ s_route (self_t *self, const kp_partner_t *sender, Kp__Wire__MessageType type,
 }
 
 //  --------------------------------------------------------------------------
-//  Directory: who would receive this, with their vouched keys. Not logged:
-//  it reveals only what the region registered, and sends nothing.
+//  Directory: who would receive this, with their vouched keys. An answer is
+//  not logged (it reveals only what the region registered, and sends
+//  nothing); a refusal is, as a REJECTED record without a message id, since
+//  a client asks the directory before it submits: the refusal a submit
+//  would have met is met here.
 
 static void
 s_directory (self_t *self, s_session_t *session, const kp_partner_t *sender,
@@ -556,6 +559,13 @@ s_directory (self_t *self, s_session_t *session, const kp_partner_t *sender,
     s_route (self, sender, query->type, query->address, &query->reference, &route,
              &referenced);
     if (route.code) {
+        Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+        record.event = KP__WIRE__EVENT_KIND__REJECTED;
+        record.sender = (char *) sender->id;
+        record.sender_role = sender->role;
+        record.type = query->type;
+        record.outcome = route.code;
+        s_record_append (self, &record, NULL);
         s_send_error (self, session, NULL, route.code, route.reason);
         return;
     }
@@ -844,8 +854,13 @@ s_ack (self_t *self, s_session_t *session, uint64_t seq, bool positive,
        const uint8_t *note, size_t note_size)
 {
     kp_item_t *item = kp_queue_find (self->queue, seq);
-    //  An ack for something already settled is a harmless repeat
-    if (!item || !streq (kp_queue_owner (item), session->partner))
+    //  An ack for something already settled is a harmless repeat. Only what
+    //  is out to this very session can be settled by it: an ack for a
+    //  delivery of an earlier broker life (whose DELIVERED_TO record a crash
+    //  may have lost) waits for the redelivery, which the client acks again,
+    //  so the log never shows an ack without a delivery.
+    if (!item || !item->in_flight || item->session != session
+    ||  !streq (kp_queue_owner (item), session->partner))
         return;
     if (item->kind == KP_ITEM_STATUS)
         s_item_settle (self, item, KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED,

@@ -1173,3 +1173,29 @@ Test (kp_server, expired_school_notification_loses_its_body)
     s_events_free (&events);
     cr_assert_not (s_dir_holds (region->data, marker));
 }
+
+Test (kp_server, refused_directory_question_is_an_error_and_an_audit_record)
+{
+    s_start (NULL);
+    zsock_t *school = s_session ("school-12ab00", 0);
+    Kp__Wire__DirectoryQuery query = KP__WIRE__DIRECTORY_QUERY__INIT;
+    query.type = KP__WIRE__MESSAGE_TYPE__REFERRAL;
+    query.address = "municipality:GM0153";
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_DIRECTORY_QUERY;
+    command.directory_query = &query;
+    s_send (school, &command);
+    Kp__Wire__Command *reply = s_expect (school, KP__WIRE__COMMAND__KIND_ERROR);
+    cr_assert_eq (reply->error->code, KP__WIRE__ERROR_CODE__FORBIDDEN);
+    cr_assert_gt (strlen (reply->error->reason), 10);
+    s_free (reply);
+    zsock_destroy (&school);
+    s_events_t events;
+    s_events_collect (&events, KP__WIRE__EVENT_KIND__REJECTED);
+    cr_assert_eq (events.count, 1);
+    cr_assert_str_eq (events.found [0]->sender, "school-12ab00");
+    cr_assert_eq (events.found [0]->type, KP__WIRE__MESSAGE_TYPE__REFERRAL);
+    cr_assert_eq (events.found [0]->outcome, KP__WIRE__ERROR_CODE__FORBIDDEN);
+    cr_assert_eq (events.found [0]->message_id.len, 0);
+    s_events_free (&events);
+}
