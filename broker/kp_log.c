@@ -52,6 +52,7 @@ struct _kp_log_t {
     uint64_t next_seq;              //  seq of the next append = records
     uint64_t synced;                //  records known durable
     uint64_t sync_count;            //  fdatasync calls since open
+    bool read_only;                 //  opened for reading: never writes
     bool write_failed;              //  a write failed: appends refused
     bool sync_failed;               //  fdatasync failed: all refused
     uint8_t *read_buffer;           //  frame + payload for kp_log_read
@@ -718,6 +719,14 @@ s_log_load (kp_log_t *self, bool load_truncated)
             goto cleanup;
         expected += records;
     }
+    if (cut != UINT64_MAX && self->read_only) {
+        zsys_error ("kp_log: torn tail in %s at offset %llu; a read-only open does not "
+                    "cut it (if the broker is running, it may be writing just now: "
+                    "copy the log and try again)",
+                    self->segments [self->segment_count - 1].path, (unsigned long long) cut);
+        status = KP_LOG_CORRUPT;
+        goto cleanup;
+    }
     if (cut != UINT64_MAX) {
         s_segment_t *last = &self->segments [self->segment_count - 1];
         if (!load_truncated) {
@@ -759,6 +768,9 @@ s_log_load (kp_log_t *self, bool load_truncated)
         }
         status = KP_LOG_TRUNCATED;
     }
+    if (self->read_only)
+        ;                           //  nothing to create or make durable
+    else
     if (self->segment_count == 0) {
         if (s_segment_create (self, 0)) {
             status = KP_LOG_IOERR;
@@ -804,7 +816,7 @@ s_dir_open (kp_log_t *self)
             return -1;
         }
     }
-    else if (errno == ENOENT) {
+    else if (errno == ENOENT && !self->read_only) {
         if (zsys_dir_create ("%s", self->dir)) {
             zsys_error ("kp_log: cannot create %s: %s", self->dir, strerror (errno));
             return -1;
@@ -838,9 +850,28 @@ s_dir_open (kp_log_t *self)
 //  --------------------------------------------------------------------------
 //  Open the log in dir, creating dir if missing; see kp_log.h
 
+static kp_log_t *s_log_open (const char *dir, size_t segment_size, bool load_truncated,
+                             bool read_only, kp_log_status_t *status_p);
+
 kp_log_t *
 kp_log_open (const char *dir, size_t segment_size, bool load_truncated,
              kp_log_status_t *status_p)
+{
+    return s_log_open (dir, segment_size, load_truncated, false, status_p);
+}
+
+//  --------------------------------------------------------------------------
+//  Open for reading only; see kp_log.h
+
+kp_log_t *
+kp_log_open_readonly (const char *dir, kp_log_status_t *status_p)
+{
+    return s_log_open (dir, SIZE_MAX, false, true, status_p);
+}
+
+static kp_log_t *
+s_log_open (const char *dir, size_t segment_size, bool load_truncated, bool read_only,
+            kp_log_status_t *status_p)
 {
     assert (dir);
     assert (segment_size > 0);
@@ -857,7 +888,8 @@ kp_log_open (const char *dir, size_t segment_size, bool load_truncated,
     self->next_seq = 0;
     self->synced = 0;
     self->sync_count = 0;
-    self->write_failed = false;
+    self->read_only = read_only;
+    self->write_failed = read_only;     //  appends are refused
     self->sync_failed = false;
     self->read_buffer = NULL;
     self->read_limit = 0;

@@ -45,6 +45,13 @@ kp_log_t *
     kp_log_open (const char *dir, size_t segment_size, bool load_truncated,
                  kp_log_status_t *status_p);
 
+//  Open the log in dir for reading only (an auditor's copy, a read-only
+//  mount): checks every record as kp_log_open does, but writes nothing,
+//  creates nothing, and treats a torn tail as an error (KP_LOG_CORRUPT).
+//  Appends and erases are refused.
+kp_log_t *
+    kp_log_open_readonly (const char *dir, kp_log_status_t *status_p);
+
 //  Close the log (does not sync). Idempotent; nulls *self_p.
 void
     kp_log_destroy (kp_log_t **self_p);

@@ -779,7 +779,8 @@ s_log_open (const char *dir, const char *name, bool writable, bool absent_ok,
     s_capture_t capture;
     s_capture_begin (&capture);
     kp_log_status_t status;
-    kp_log_t *log = kp_log_open (path, S_SEGMENT_SIZE, writable, &status);
+    kp_log_t *log = writable? kp_log_open (path, S_SEGMENT_SIZE, true, &status):
+                              kp_log_open_readonly (path, &status);
     char *why = s_capture_end (&capture);
     if (!log)
         s_say (S_EXIT_FAILED, "%s: %s",

@@ -929,3 +929,35 @@ Test (kp_log, write_error_cuts_back_and_refuses_further_appends)
     free (path);
     s_dir_remove (&dir);
 }
+
+Test (kp_log, read_only_open_reads_everything_and_writes_nothing)
+{
+    char *dir = s_log_make (5, SEGMENT_LARGE);
+    kp_log_status_t status;
+    kp_log_t *log = kp_log_open_readonly (dir, &status);
+    cr_assert_not_null (log);
+    cr_assert_eq (status, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 5);
+    cr_assert_eq (s_replay_check (log), 5);
+    uint64_t seq, pos;
+    cr_assert_eq (kp_log_append (log, "x", 1, &seq, &pos), -1, "appends are refused");
+    kp_log_destroy (&log);
+
+    //  A torn tail is an error, and stays as it was
+    s_dir_remove (&dir);
+    dir = s_torn_log_make (DAMAGE_PARTIAL_PAYLOAD);
+    char *path = s_segment_path (dir, 0);
+    uint64_t size = s_file_size (path);
+    cr_assert_null (kp_log_open_readonly (dir, &status));
+    cr_assert_eq (status, KP_LOG_CORRUPT);
+    cr_assert_eq (s_file_size (path), size, "a read-only open cut the file");
+    free (path);
+
+    //  A missing directory is not created
+    char *missing = zsys_sprintf ("%s/missing", dir);
+    cr_assert_null (kp_log_open_readonly (missing, &status));
+    cr_assert_eq (status, KP_LOG_IOERR);
+    cr_assert_neq (access (missing, F_OK), 0);
+    free (missing);
+    s_dir_remove (&dir);
+}
