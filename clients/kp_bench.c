@@ -261,7 +261,8 @@ s_usage (FILE *stream)
 {
     fprintf (stream,
         "usage: kp-bench [options]\n"
-        "  --mode M             throughput (default), latency, backlog, recovery, verify\n"
+        "  --mode M             throughput (default), latency, backlog, recovery,\n"
+        "                       verify\n"
         "  --senders S          sending partners (police), default 1\n"
         "  --recipients R       receiving partners (veilig_thuis), default 1\n"
         "  --size B             body bytes, default 1024 (%d .. %d)\n"
@@ -784,7 +785,8 @@ s_broker_stop (s_broker_t *broker, int sig, double *stop_ms)
                 break;
         }
         if (!(item.revents & POLLIN)) {
-            s_complain ("ketenpostd did not stop within %d s; killing it", S_STOP_MS / 1000);
+            s_complain ("ketenpostd did not stop within %d s; killing it",
+                        S_STOP_MS / 1000);
             kill (broker->pid, SIGKILL);
         }
     }
@@ -1244,7 +1246,8 @@ s_on_command (s_bench_t *self, s_peer_t *peer, Kp__Wire__Command *command,
             return -1;
         }
         default:
-            s_complain ("unexpected command %d from the broker", (int) command->kind_case);
+            s_complain ("unexpected command %d from the broker",
+                        (int) command->kind_case);
             return -1;
     }
 }
@@ -1366,8 +1369,9 @@ s_goal_met (s_bench_t *self, s_goal_t goal)
         case S_GOAL_PONGS:
             for (size_t index = 0; index < self->peer_count; index++) {
                 s_peer_t *peer = &self->peers [index];
-                if (peer->sock && (goal == S_GOAL_WELCOMED? !peer->welcomed
-                                                         : peer->pong_seen != peer->ping_sent))
+                bool waiting = goal == S_GOAL_WELCOMED?
+                               !peer->welcomed: peer->pong_seen != peer->ping_sent;
+                if (peer->sock && waiting)
                     return false;
             }
             return true;
@@ -1440,8 +1444,8 @@ s_pump (s_bench_t *self, bool submit, s_goal_t goal, int64_t limit_ms)
                 s_send_ping (peer);
         }
         if (now - self->progress_ns > (int64_t) limit_ms * 1000000) {
-            s_complain ("no progress for %" PRId64 " s (receipts %" PRIu64 ", deliveries %"
-                        PRIu64 ", statuses %" PRIu64 " of %" PRIu64 ")",
+            s_complain ("no progress for %" PRId64 " s (receipts %" PRIu64
+                        ", deliveries %" PRIu64 ", statuses %" PRIu64 " of %" PRIu64 ")",
                         limit_ms / 1000, self->receipted, self->delivered,
                         self->settled, self->options->count);
             s_broker_log_tail (&self->broker);
@@ -1710,7 +1714,8 @@ s_floor_pipe (s_bench_t *self)
     while (running && total < share_total) {
         for (size_t index = 0; index < senders; index++) {
             uint64_t share = share_total / senders + (index < share_total % senders);
-            while (sent [index] < share && sent [index] - answered [index] < options->window
+            while (sent [index] < share
+               &&  sent [index] - answered [index] < options->window
                &&  zmq_send (items [index].socket, request, request_size,
                              ZMQ_DONTWAIT) >= 0)
                 sent [index]++;
@@ -1834,18 +1839,20 @@ s_setup (s_bench_t *self)
         s_peer_t *peer = &self->peers [index];
         peer->sender = index < options->senders;
         peer->index = peer->sender? index: index - options->senders;
-        peer->partner = zsys_sprintf (peer->sender? "bench-police-%04zu": "bench-vt-%04zu",
-                                      peer->index);
+        peer->partner = peer->sender? zsys_sprintf ("bench-police-%04zu", peer->index)
+                                    : zsys_sprintf ("bench-vt-%04zu", peer->index);
         char municipality [16];
         snprintf (municipality, sizeof municipality, "GM9%03zu", peer->index);
         const char *addresses [2] = { peer->sender? NULL: municipality, NULL };
-        if (kp_region_add (self->region, peer->partner,
-                           peer->sender? KP__WIRE__ROLE__POLICE: KP__WIRE__ROLE__VEILIG_THUIS,
+        Kp__Wire__Role role = peer->sender? KP__WIRE__ROLE__POLICE
+                                          : KP__WIRE__ROLE__VEILIG_THUIS;
+        if (kp_region_add (self->region, peer->partner, role,
                            peer->sender? "kp-bench sender": "kp-bench recipient",
                            addresses, false, NULL))
             return -1;
         if (!peer->sender)
-            self->addresses [peer->index] = zsys_sprintf ("municipality:%s", municipality);
+            self->addresses [peer->index] = zsys_sprintf ("municipality:%s",
+                                                          municipality);
     }
     //  The broker's public key, read from its public cert only (zcert_load
     //  would also load the secret beside it)
@@ -1898,7 +1905,8 @@ s_setup (s_bench_t *self)
     crypto_hash_sha256 (self->body_hash, self->body, self->body_size);
     self->timing = (s_timing_t *) calloc (options->count, sizeof (s_timing_t));
     if (!self->timing) {
-        s_complain ("cannot allocate the timings of %" PRIu64 " messages", options->count);
+        s_complain ("cannot allocate the timings of %" PRIu64 " messages",
+                    options->count);
         return -1;
     }
     return 0;
@@ -2059,7 +2067,8 @@ s_run_flow (s_bench_t *self)
     FILE *stream = s_json_open (self, &text, &size);
     if (latency) {
         s_json_number (stream, "offered_msgs_per_s", options->rate, 0);
-        s_json_number (stream, "send_lag_max_us", (double) self->paced_lag_ns / 1000.0, 0);
+        s_json_number (stream, "send_lag_max_us",
+                       (double) self->paced_lag_ns / 1000.0, 0);
     }
     s_json_number (stream, "throughput_msgs_per_s", throughput, 0);
     s_json_number (stream, "receipt_p50_us", receipt.p50, 0);

@@ -16,6 +16,13 @@
     remembered, and with a state directory every acknowledged one is
     journalled to disk (fdatasync) before the Ack leaves, so a redelivery
     after a reconnect, a broker restart or our own crash is acked silently.
+
+    Bodies are end to end: before a Submit we ask the broker's directory
+    who receives the message (cached), check that partner's registration
+    with the region key the application gave us, and seal the body to it
+    (kp_seal); a Deliver is opened and checked the same way, and refused
+    with a Nack when anything fails. Acks carry our signed receipt; the
+    receipt in a DELIVERED status is checked with the recipient's key.
 @end
 */
 #include "kp_msg_internal.h"
@@ -538,6 +545,14 @@ s_apply_cert (zsock_t *dealer, const char *path)
     sodium_memzero ((void *) (uintptr_t) zcert_secret_key (cert), 32);
     const char *secret_text = zcert_secret_txt (cert);
     sodium_memzero ((void *) (uintptr_t) secret_text, strlen (secret_text));
+    //  The cert's metadata holds our signing and sealing secrets too
+    //  (kp_seal_load reads them from the file itself)
+    const char *names [] = { "sign-secret", "seal-secret" };
+    for (size_t index = 0; index < sizeof names / sizeof names [0]; index++) {
+        const char *value = zcert_meta (cert, names [index]);
+        if (value)
+            sodium_memzero ((void *) (uintptr_t) value, strlen (value));
+    }
     zcert_destroy (&cert);
     return rc;
 }
@@ -978,7 +993,8 @@ kp_client_set_region_key (kp_client_t *self, const char *path)
 //  partner named, or one serving the municipality or school code. A broker
 //  that answers with someone else's (validly registered) keys is caught.
 static bool
-s_route_fits (const kp_vouched_t *recipient, const char *address, const char *addresses_text)
+s_route_fits (const kp_vouched_t *recipient, const char *address,
+              const char *addresses_text)
 {
     if (strncmp (address, "partner:", 8) == 0)
         return streq (recipient->partner, address + 8);
@@ -1210,7 +1226,8 @@ kp_client_send (kp_client_t *self, kp_msg_t *msg, kp_receipt_t *receipt)
     envelope.sender = (char *) kp_seal_partner (self->seal);
     envelope.sender_role = kp_role_from_name (self->role);
     char recipient_partner [KP_SEAL_PARTNER_MAX + 1];
-    snprintf (recipient_partner, sizeof recipient_partner, "%s", route->recipient.partner);
+    snprintf (recipient_partner, sizeof recipient_partner, "%s",
+              route->recipient.partner);
     envelope.recipient_partner = recipient_partner;
     envelope.recipient_role = route->recipient.role;
     uint8_t readers [KP_SEAL_READERS_MAX][32];

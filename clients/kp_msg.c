@@ -376,7 +376,8 @@ kp_msg_seal (kp_msg_t *self)
     const ProtobufCMessageDescriptor *desc = kp_msg_body_descriptor (self);
     assert (desc);              //  kp_msg_new accepts known types only
     const char *reason = NULL;
-    ProtobufCMessage *body = kp_validate_unpack (desc, self->body, self->body_size, &reason);
+    ProtobufCMessage *body = kp_validate_unpack (desc, self->body, self->body_size,
+                                                 &reason);
     if (!body) {
         s_set_error (self, "body (%s): %s", desc->short_name, reason);
         return -1;

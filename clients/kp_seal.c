@@ -258,7 +258,8 @@ kp_seal_registration_verify (const uint8_t *region_key,
                                                   registration->statement.data);
     int rc = -1;
     if (!statement
-    ||  protobuf_c_message_get_packed_size (&statement->base) != registration->statement.len
+    ||  protobuf_c_message_get_packed_size (&statement->base)
+        != registration->statement.len
     ||  !kp_message_strings_valid (&statement->base))
         *reason_p = "registration statement does not decode";
     else
@@ -295,7 +296,8 @@ kp_seal_set_region_key (kp_seal_t *self, const uint8_t *region_key, const char *
     assert (reason_p);
     if (self->registration) {
         kp_vouched_t own;
-        if (kp_seal_registration_verify (region_key, self->registration, &own, reason_p)) {
+        if (kp_seal_registration_verify (region_key, self->registration, &own,
+                                         reason_p)) {
             *reason_p = "our own registration does not verify with this region key "
                         "(wrong registration.pub?)";
             return -1;
@@ -417,9 +419,10 @@ kp_seal_binding (const Kp__Wire__Envelope *envelope, size_t *size_p)
     uint8_t *cursor = binding;
     memcpy (cursor, S_BODY_DOMAIN, strlen (S_BODY_DOMAIN));
     cursor += strlen (S_BODY_DOMAIN);
+    uint32_t type_value = (uint32_t) envelope->type;
     uint8_t type [4] = {
-        (uint8_t) ((uint32_t) envelope->type >> 24), (uint8_t) ((uint32_t) envelope->type >> 16),
-        (uint8_t) ((uint32_t) envelope->type >> 8), (uint8_t) envelope->type
+        (uint8_t) (type_value >> 24), (uint8_t) (type_value >> 16),
+        (uint8_t) (type_value >> 8), (uint8_t) type_value
     };
     s_put_field (&cursor, envelope->id.data, envelope->id.len);
     s_put_field (&cursor, type, sizeof type);
@@ -469,7 +472,8 @@ kp_seal_body (kp_seal_t *self, const Kp__Wire__Envelope *envelope, const uint8_t
 
     //  The plaintext: signature over binding || body, then the body
     size_t signed_size;
-    uint8_t *signed_data = s_concat (binding, binding_size, body, body_size, &signed_size);
+    uint8_t *signed_data = s_concat (binding, binding_size, body, body_size,
+                                     &signed_size);
     size_t plain_size = crypto_sign_BYTES + body_size;
     uint8_t *plain = (uint8_t *) sodium_malloc (plain_size);
     assert (plain);
@@ -516,7 +520,8 @@ kp_seal_body (kp_seal_t *self, const Kp__Wire__Envelope *envelope, const uint8_t
         crypto_box_seed_keypair (slot, ephemeral + crypto_box_SEEDBYTES, ephemeral);
         crypto_generichash_init (&state, NULL, 0, sizeof slot_nonce);
         crypto_generichash_update (&state, slot, crypto_box_PUBLICKEYBYTES);
-        crypto_generichash_update (&state, reader_keys [reader], crypto_box_PUBLICKEYBYTES);
+        crypto_generichash_update (&state, reader_keys [reader],
+                                   crypto_box_PUBLICKEYBYTES);
         crypto_generichash_final (&state, slot_nonce, sizeof slot_nonce);
         int rc = crypto_box_easy (slot + crypto_box_PUBLICKEYBYTES, key, S_KEY_SIZE,
                                   slot_nonce, reader_keys [reader],
@@ -628,7 +633,8 @@ kp_seal_open (kp_seal_t *self, const Kp__Wire__Envelope *envelope, const uint8_t
     assert (sign_key);
     assert (body_size_p);
     assert (reason_p);
-    if (!envelope->recipient_partner || !streq (envelope->recipient_partner, self->partner)) {
+    if (!envelope->recipient_partner
+    ||  !streq (envelope->recipient_partner, self->partner)) {
         *reason_p = "envelope names another recipient";
         return NULL;
     }
@@ -723,7 +729,8 @@ kp_seal_receipt_verify (const uint8_t *receipt, size_t size, const uint8_t *sign
         *reason_p = "receipt is about another message";
         return -1;
     }
-    if (strlen (recipient) != receipt [57] || memcmp (receipt + 58, recipient, receipt [57])) {
+    if (strlen (recipient) != receipt [57]
+    ||  memcmp (receipt + 58, recipient, receipt [57]) != 0) {
         *reason_p = "receipt is signed by another partner";
         return -1;
     }

@@ -91,8 +91,9 @@ int
 
 //  The binding of a body to its envelope: "ketenpost-body-v1" and the
 //  envelope fields id, type, sender, recipient_partner, recipient,
-//  reference, subject, purpose, acting_user, on_behalf_of (PROTOCOL.md). envelope->sender and ->recipient_partner
-//  must be set. Returns a new buffer (caller frees) and its size.
+//  reference, subject, purpose, acting_user, on_behalf_of (PROTOCOL.md).
+//  envelope->sender and ->recipient_partner must be set. Returns a new
+//  buffer (caller frees) and its size.
 uint8_t *
     kp_seal_binding (const Kp__Wire__Envelope *envelope, size_t *size_p);
 

@@ -154,8 +154,8 @@ s_partner_id_valid (const char *text)
     if (length == 0 || length > 64 || text [0] == '-')
         return false;
     for (size_t index = 0; index < length; index++)
-        if (!islower ((unsigned char) text [index]) && !isdigit ((unsigned char) text [index])
-        &&  text [index] != '-')
+        if (!islower ((unsigned char) text [index])
+        &&  !isdigit ((unsigned char) text [index]) && text [index] != '-')
             return false;
     return true;
 }
@@ -233,7 +233,8 @@ s_referral_check (const Kp__Body__Referral *referral)
     if (referral->monitoring) {
         if (!s_short (referral->monitoring->who, KP_VALIDATE_SHORT_MAX))
             return "monitoring.who is longer than 256 bytes";
-        if (*referral->monitoring->until && !kp_validate_date (referral->monitoring->until))
+        if (*referral->monitoring->until
+        &&  !kp_validate_date (referral->monitoring->until))
             return "monitoring.until must be a date YYYY-MM-DD";
     }
     return s_persons_check (referral->persons, referral->n_persons);

@@ -179,7 +179,8 @@ s_args_parse (const s_command_t *command, int argc, char *argv [], s_args_t *arg
     opterr = 0;
     optind = 1;
     int code;
-    while ((code = getopt_long (argc, argv, ":r:i:o:n:a:ck:S:E:jh", s_options, NULL)) != -1) {
+    while ((code = getopt_long (argc, argv, ":r:i:o:n:a:ck:S:E:jh", s_options, NULL))
+           != -1) {
         const char *given = argv [optind - 1];
         if (code == '?')
             return s_usage_error (command, "unknown option", given);

@@ -675,7 +675,8 @@ s_registration_new (const char *region_dir, const char *id, Kp__Wire__Role role,
     statement.seal_key.data = (uint8_t *) seal_key;
     statement.seal_key.len = crypto_box_PUBLICKEYBYTES;
     statement.registered_at_ms = kp_now_ms ();
-    size_t statement_size = kp__wire__registration_statement__get_packed_size (&statement);
+    size_t statement_size =
+        kp__wire__registration_statement__get_packed_size (&statement);
     statement_data = (uint8_t *) malloc (statement_size);
     assert (statement_data);
     kp__wire__registration_statement__pack (&statement, statement_data);

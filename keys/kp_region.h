@@ -43,11 +43,12 @@ int
 //  Register a partner: new CURVE, Ed25519 (signing) and X25519 (sealing)
 //  keypairs, a RegistrationStatement signed with REGION/registration_secret,
 //  public cert with metadata (and "registration") in partners/ID, secret
-//  cert (with "sign-secret" and "seal-secret") in secrets/ID_secret. addresses is
-//  NULL-terminated (municipality codes, or one school code for a school).
-//  If public_key is not NULL (40 Z85 chars), register that key instead and
-//  write no secret; such a partner gets no registration (no sealed bodies):
-//  use kp_region_add_keys to give its signing and sealing keys too. Refuses a duplicate id or key, a bad id, role or address.
+//  cert (with "sign-secret" and "seal-secret") in secrets/ID_secret.
+//  addresses is NULL-terminated (municipality codes, or one school code for
+//  a school). If public_key is not NULL (40 Z85 chars), register that key
+//  instead and write no secret; such a partner gets no registration (no
+//  sealed bodies): use kp_region_add_keys to give its signing and sealing
+//  keys too. Refuses a duplicate id or key, a bad id, role or address.
 //  Returns 0 or -1 with one zsys_error line.
 int
     kp_region_add (const char *region_dir, const char *id, Kp__Wire__Role role,

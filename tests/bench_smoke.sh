@@ -30,7 +30,8 @@ run () {
         cat "$work/err" >&2
         fail "$mode: kp-bench failed"
     fi
-    [ "$(wc -l <"$work/out")" -eq 1 ] || fail "$mode: want one line, got: $(cat "$work/out")"
+    [ "$(wc -l <"$work/out")" -eq 1 ] \
+        || fail "$mode: want one line, got: $(cat "$work/out")"
     python3 - "$work/out" "${keys[@]}" <<'PY' || fail "$mode: $(cat "$work/out")"
 import json, sys
 line = json.loads(open(sys.argv[1]).read())
@@ -46,7 +47,8 @@ run throughput mode messages size_bytes throughput_msgs_per_s receipt_p50_us \
     broker_cpu_s records_per_s fsyncs_per_s floor_curve_pipe_msgs_per_s \
     floor_fsync_per_s ratio_to_curve_pipe -- --count 2000
 run throughput throughput_msgs_per_s -- --count 2000 --senders 2 --recipients 3 --size 200
-run latency receipt_p99_us delivery_p99_us throughput_msgs_per_s -- --count 2000 --rate 2000
+run latency receipt_p99_us delivery_p99_us throughput_msgs_per_s \
+    -- --count 2000 --rate 2000
 run backlog broker_rss_before_mib broker_rss_after_mib drain_msgs_per_s \
     floor_curve_pipe_msgs_per_s -- --count 2000
 run recovery recovery_ms log_records -- --count 2000

@@ -935,3 +935,190 @@ Test (kp_region, kp_keys_list_shows_active_and_revoked)
     free (prefix);
     free (key);
 }
+
+//  --------------------------------------------------------------------------
+//  The registration key and the partners' vouched keys
+
+//  The packed Registration in cert (partners/ID or revoked/ID), decoded
+static Kp__Wire__Registration *
+s_registration (const char *relative)
+{
+    char *text = s_cert_value (relative, "metadata/registration");
+    cr_assert_not_null (text, "%s has no registration", relative);
+    size_t text_size = strlen (text);
+    uint8_t *data = malloc (text_size);
+    size_t size = 0;
+    cr_assert_eq (sodium_base642bin (data, text_size, text, text_size, NULL, &size,
+                                     NULL, sodium_base64_VARIANT_ORIGINAL), 0);
+    Kp__Wire__Registration *registration = kp__wire__registration__unpack (NULL, size,
+                                                                           data);
+    cr_assert_not_null (registration);
+    free (data);
+    free (text);
+    return registration;
+}
+
+//  The region's registration public key
+static void
+s_registration_key (uint8_t *key)
+{
+    char *path = s_path ("registration.pub");
+    char *text = s_slurp (path);
+    cr_assert_not_null (text);
+    cr_assert_eq (strlen (text), 65);
+    text [64] = 0;
+    cr_assert_eq (kp_hex_decode (text, key, 32), 0);
+    free (text);
+    free (path);
+}
+
+Test (kp_region, init_makes_the_registration_key)
+{
+    cr_assert_eq (kp_region_init (s_region, "ketenpost-twente"), 0);
+    cr_expect_eq (s_mode ("registration.pub"), 0644);
+    cr_expect_eq (s_mode ("registration_secret"), 0600);
+    uint8_t public_key [32];
+    s_registration_key (public_key);
+    char *path = s_path ("registration_secret");
+    char *text = s_slurp (path);
+    cr_assert_eq (strlen (text), 129);
+    text [128] = 0;
+    uint8_t secret_key [64];
+    cr_assert_eq (kp_hex_decode (text, secret_key, 64), 0);
+    uint8_t derived [32];
+    crypto_sign_ed25519_sk_to_pk (derived, secret_key);
+    cr_expect_eq (memcmp (derived, public_key, 32), 0);
+    //  Not the checkpoint key
+    char *checkpoint_path = s_path ("checkpoint.pub");
+    char *checkpoint = s_slurp (checkpoint_path);
+    char *registration_path = s_path ("registration.pub");
+    char *registration = s_slurp (registration_path);
+    cr_expect_str_neq (checkpoint, registration);
+    free (registration);
+    free (registration_path);
+    free (checkpoint);
+    free (checkpoint_path);
+    free (text);
+    free (path);
+}
+
+Test (kp_region, add_vouches_for_the_partner_keys)
+{
+    cr_assert_eq (kp_region_init (s_region, "ketenpost-twente"), 0);
+    const char *addresses [] = { "GM0153", "GM0164", NULL };
+    cr_assert_eq (kp_region_add (s_region, "vt-twente", KP__WIRE__ROLE__VEILIG_THUIS,
+                                 "VT", addresses, false, NULL), 0);
+    uint8_t region_key [32];
+    s_registration_key (region_key);
+    Kp__Wire__Registration *registration = s_registration ("partners/vt-twente");
+    cr_expect_eq (crypto_sign_verify_detached (registration->signature.data,
+                                               registration->statement.data,
+                                               registration->statement.len,
+                                               region_key), 0);
+    Kp__Wire__RegistrationStatement *statement =
+        kp__wire__registration_statement__unpack (NULL, registration->statement.len,
+                                                  registration->statement.data);
+    cr_assert_not_null (statement);
+    cr_expect_str_eq (statement->region, "ketenpost-twente");
+    cr_expect_str_eq (statement->partner, "vt-twente");
+    cr_expect_eq (statement->role, KP__WIRE__ROLE__VEILIG_THUIS);
+    cr_assert_eq (statement->n_addresses, 2);
+    cr_expect_str_eq (statement->addresses [1], "GM0164");
+    cr_expect_gt (statement->registered_at_ms, 0);
+    //  The curve key is the cert's; the secrets in the secret cert belong
+    //  to the vouched public keys
+    char *curve_text = s_cert_value ("partners/vt-twente", "curve/public-key");
+    uint8_t curve [32];
+    cr_assert_not_null (zmq_z85_decode (curve, curve_text));
+    cr_expect_eq (memcmp (curve, statement->curve_key.data, 32), 0);
+    char *sign_hex = s_cert_value ("secrets/vt-twente_secret", "metadata/sign-secret");
+    char *seal_hex = s_cert_value ("secrets/vt-twente_secret", "metadata/seal-secret");
+    cr_assert_not_null (sign_hex);
+    cr_assert_not_null (seal_hex);
+    uint8_t sign_secret [64], seal_secret [32], derived [32];
+    cr_assert_eq (kp_hex_decode (sign_hex, sign_secret, 64), 0);
+    cr_assert_eq (kp_hex_decode (seal_hex, seal_secret, 32), 0);
+    crypto_sign_ed25519_sk_to_pk (derived, sign_secret);
+    cr_expect_eq (memcmp (derived, statement->sign_key.data, 32), 0);
+    crypto_scalarmult_base (derived, seal_secret);
+    cr_expect_eq (memcmp (derived, statement->seal_key.data, 32), 0);
+    //  ... and never in the public cert
+    char *public_path = s_path ("partners/vt-twente");
+    char *public_text = s_slurp (public_path);
+    cr_expect_null (strstr (public_text, "secret"), "%s", public_text);
+    cr_expect_null (strstr (public_text, sign_hex));
+    cr_expect_null (strstr (public_text, seal_hex));
+    //  Revocation keeps the registration
+    cr_assert_eq (kp_region_revoke (s_region, "vt-twente"), 0);
+    Kp__Wire__Registration *kept = s_registration ("revoked/vt-twente");
+    cr_expect_eq (kept->statement.len, registration->statement.len);
+    kp__wire__registration__free_unpacked (kept, NULL);
+    free (public_text);
+    free (public_path);
+    free (seal_hex);
+    free (sign_hex);
+    free (curve_text);
+    kp__wire__registration_statement__free_unpacked (statement, NULL);
+    kp__wire__registration__free_unpacked (registration, NULL);
+}
+
+Test (kp_region, add_with_own_keys_registers_them)
+{
+    cr_assert_eq (kp_region_init (s_region, "r"), 0);
+    char *curve = s_fresh_key ();
+    uint8_t sign_public [32], sign_secret [64], seal_public [32], seal_secret [32];
+    crypto_sign_keypair (sign_public, sign_secret);
+    crypto_box_keypair (seal_public, seal_secret);
+    char *sign_hex = kp_hex_encode (sign_public, 32);
+    char *seal_hex = kp_hex_encode (seal_public, 32);
+    const char *addresses [] = { "GM0153", NULL };
+    //  All three or none
+    cr_expect_eq (kp_region_add_keys (s_region, "lt-own", KP__WIRE__ROLE__LOCAL_TEAM, "L",
+                                      addresses, false, curve, sign_hex, NULL), -1);
+    cr_expect_eq (kp_region_add_keys (s_region, "lt-own", KP__WIRE__ROLE__LOCAL_TEAM, "L",
+                                      addresses, false, NULL, sign_hex, seal_hex), -1);
+    cr_expect_eq (kp_region_add_keys (s_region, "lt-own", KP__WIRE__ROLE__LOCAL_TEAM, "L",
+                                      addresses, false, curve, "abc", seal_hex), -1);
+    cr_assert_eq (kp_region_add_keys (s_region, "lt-own", KP__WIRE__ROLE__LOCAL_TEAM, "L",
+                                      addresses, false, curve, sign_hex, seal_hex), 0);
+    cr_expect_not (s_exists ("secrets/lt-own_secret"));
+    Kp__Wire__Registration *registration = s_registration ("partners/lt-own");
+    Kp__Wire__RegistrationStatement *statement =
+        kp__wire__registration_statement__unpack (NULL, registration->statement.len,
+                                                  registration->statement.data);
+    cr_expect_eq (memcmp (statement->sign_key.data, sign_public, 32), 0);
+    cr_expect_eq (memcmp (statement->seal_key.data, seal_public, 32), 0);
+    kp__wire__registration_statement__free_unpacked (statement, NULL);
+    kp__wire__registration__free_unpacked (registration, NULL);
+
+    //  The tool: region-key, add with the three keys, show; never a secret
+    s_run_t run = s_run ("region-key", "--region", s_region, NULL);
+    cr_expect_eq (run.status, 0, "%s", run.err);
+    char *pub_path = s_path ("registration.pub");
+    char *pub_text = s_slurp (pub_path);
+    pub_text [64] = 0;
+    cr_expect_not_null (strstr (run.out, pub_text), "%s", run.out);
+    s_run_free (&run);
+    run = s_run ("add", "--region", s_region, "--id", "lt-half", "--role", "local_team",
+                 "--name", "H", "--address", "GM0164", "--sign-key", sign_hex, NULL);
+    cr_expect_eq (run.status, 2, "%s", run.err);
+    s_run_free (&run);
+    run = s_run ("add", "--region", s_region, "--id", "lt-gen", "--role", "local_team",
+                 "--name", "G", "--address", "GM0164", NULL);
+    cr_expect_eq (run.status, 0, "%s", run.err);
+    cr_expect_not_null (strstr (run.out, "sign-key: "), "%s", run.out);
+    cr_expect_not_null (strstr (run.out, "seal-key: "), "%s", run.out);
+    s_run_free (&run);
+    run = s_run ("show", "--region", s_region, "--id", "lt-gen", NULL);
+    cr_expect_eq (run.status, 0, "%s", run.err);
+    cr_expect_not_null (strstr (run.out, "registration-key: "), "%s", run.out);
+    char *sign_secret_hex = s_cert_value ("secrets/lt-gen_secret", "metadata/sign-secret");
+    cr_expect_null (strstr (run.out, sign_secret_hex + 20), "show printed a secret");
+    free (sign_secret_hex);
+    s_run_free (&run);
+    free (pub_text);
+    free (pub_path);
+    free (seal_hex);
+    free (sign_hex);
+    free (curve);
+}

@@ -292,6 +292,9 @@ static const s_usage_case_t s_usage_cases [] = {
     { "clients/kp-inbox", true, "--count 0" },
     { "clients/kp-inbox", true, "--idle-exit soon" },
     { "clients/kp-inbox", true, "--credit" },
+    { "clients/kp-send", false, "--broker tcp://127.0.0.1:1 --broker-cert b --cert c "
+      "--type signal --to municipality:GM0153 --body '{}'" },
+    { "clients/kp-inbox", false, "--broker tcp://127.0.0.1:1 --broker-cert b --cert c" },
 };
 
 Test (kp_tools, usage_errors_exit_2_with_one_line)
@@ -450,6 +453,9 @@ Test (kp_tools, school_notification_route_and_read_receipt)
     char *delivered = zsys_sprintf ("{\"status\":\"DELIVERED\",\"id\":\"%s\"",
                                     notification_id);
     cr_expect_not_null (strstr (out, delivered), "%s", out);
+    //  ... with the school's signed receipt, which kp-inbox (another run
+    //  than the sender) checks with the school's vouched key
+    cr_expect_not_null (strstr (out, "\"receipt_verified\":true"), "%s", out);
     char *reference = zsys_sprintf ("\"reference\":\"%s\"", notification_id);
     cr_expect_not_null (strstr (out, reference), "%s", out);
     cr_expect_not_null (strstr (out, "\"sender\":\"school-12ab00\""), "%s", out);

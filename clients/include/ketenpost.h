@@ -29,9 +29,10 @@
     Receiving: the library opens each body, checks the sender's vouched
     signature and the body's rules, and refuses (nacks) what fails; it
     acknowledges a message only when you call kp_client_ack, after you
-    handled it safely, and the ack carries your signed receipt. With a state directory set,
-    it remembers what you acknowledged across restarts, so that you never see
-    one message twice even if the broker redelivers it:
+    handled it safely, and the ack carries your signed receipt. With a
+    state directory set, it remembers what you acknowledged across
+    restarts, so that you never see one message twice even if the broker
+    redelivers it:
 
         kp_client_set_state_dir (client, "/var/lib/school-inbox");
         kp_client_receive (client, 16);        //  credit window
@@ -65,8 +66,9 @@ typedef struct _kp_msg_t kp_msg_t;
 //  failure error is "TRANSPORT"; if the library refuses the message before
 //  sending (no body, body breaks its schema or the data-minimisation rules,
 //  no region key or no sealing keys) error is "INVALID"; if the directory
-//  named keys the region key does not vouch for, "UNTRUSTED". id is set whenever the message got one, so that a
-//  caller can resend it with the same id after a TRANSPORT failure.
+//  named keys the region key does not vouch for, "UNTRUSTED". id is set
+//  whenever the message got one, so that a caller can resend it with the
+//  same id after a TRANSPORT failure.
 typedef struct {
     char id [33];                   //  message id, hex
     uint64_t seq;                   //  log index of the accepted record
@@ -252,8 +254,9 @@ bool
 //       ["expires_at","reference","purpose","acting_user","on_behalf_of",
 //       "subject" when set,] "attempt":n,"body":{..}}
 //  or a status report: {"status":"DELIVERED","id":hex,"partner":..,
-//  "at":ISO 8601[,"reason":..]}. Times are UTC with milliseconds. Returns
-//  NULL if the body does not decode (see kp_msg_error). Caller frees.
+//  "at":ISO 8601[,"reason":..][,"receipt":base64,"receipt_verified":bool]}.
+//  Times are UTC with milliseconds. Returns NULL if the body does not
+//  decode (see kp_msg_error). Caller frees.
 char *
     kp_msg_json (kp_msg_t *self);
 
