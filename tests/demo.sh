@@ -34,6 +34,7 @@ twente="GM0141 GM0147 GM1774 GM0153 GM0158 GM0163 GM0164 GM1735 GM0168 GM0173 GM
     $(for code in $twente; do printf -- '--address %s ' "$code"; done) >/dev/null
 "$keys" add --region "$region" --id lt-enschede --role local_team --name "Wijkteam Enschede" --address GM0153 >/dev/null
 "$keys" add --region "$region" --id lp-enschede --role leerplicht --name "Leerplicht Enschede" --address GM0153 >/dev/null
+"$keys" add --region "$region" --id audit-twente --role auditor --name "Privacy officer Twente" >/dev/null
 "$keys" add --region "$region" --id school-12ab00 --role school --name "Basisschool De Esch" --address 12AB00 --covenant >/dev/null
 show kp-keys list --region "$region"
 "$keys" list --region "$region"
@@ -141,14 +142,36 @@ if [ "$hits" != 0 ]; then
 fi
 echo "(bodies are sealed by the sender's library to the recipient's key: the broker stores only ciphertext)"
 
+step "6. The auditor: fetch the log, verify it, find the signal, prove it is in the log"
+audit() {
+    "$bin/clients/kp-audit" "$@"
+}
+auditor=(--broker "$endpoint" --broker-cert "$region/broker" --cert "$region/secrets/audit-twente_secret")
+show kp-audit fetch --dir '$DEMO/audit' --checkpoint-key checkpoint.pub "(as audit-twente)"
+audit fetch --dir "$demo/audit" --checkpoint-key "$region/checkpoint.pub" "${auditor[@]}" \
+    --save-checkpoint "$demo/audit-checkpoint.txt"
+show kp-audit verify --dir '$DEMO/audit' --checkpoint-key checkpoint.pub
+audit verify --dir "$demo/audit" --checkpoint-key "$region/checkpoint.pub" \
+    --trusted "$demo/audit-checkpoint.txt"
+show kp-audit replay --dir '$DEMO/audit' --id "$signal_id"
+audit replay --dir "$demo/audit" --id "$signal_id"
+show kp-audit prove --dir '$DEMO/audit' --id "$signal_id" "(as audit-twente)"
+audit prove --dir "$demo/audit" --id "$signal_id" --checkpoint-key "$region/checkpoint.pub" \
+    "${auditor[@]}"
+
 kill "$broker_pid"
 wait "$broker_pid" || true
 broker_pid=""
+step "7. The broker stopped and signed a last checkpoint: verify its own data directory"
+show kp-audit verify --dir '$DEMO/data' --checkpoint-key checkpoint.pub
+audit verify --dir "$data" --checkpoint-key "$region/checkpoint.pub" \
+    --trusted "$demo/audit-checkpoint.txt"
 step "Done"
 cat <<EOF
 The broker stopped cleanly. Everything is still there:
   region (keys, partners):  $region
   broker data (log):        $data
+  the auditor's copy:       $demo/audit
   broker config:            $demo/ketenpostd.cfg
   broker's own log:         $demo/ketenpostd.log
 Start it again with:  $bin/broker/ketenpostd --config $demo/ketenpostd.cfg
