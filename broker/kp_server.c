@@ -939,8 +939,69 @@ s_audit_query_name (Kp__Wire__AuditRequest__QueryCase query)
         case KP__WIRE__AUDIT_REQUEST__QUERY_ENTRIES: return "entries";
         case KP__WIRE__AUDIT_REQUEST__QUERY_INCLUSION: return "inclusion";
         case KP__WIRE__AUDIT_REQUEST__QUERY_CONSISTENCY: return "consistency";
+        case KP__WIRE__AUDIT_REQUEST__QUERY_BODY: return "body";
         default: return "none";
     }
+}
+
+//  The sealed body of an accepted message, for the auditors of the types in
+//  audit/open-types; the record of the question names the message
+static Kp__Wire__ErrorCode
+s_audit_body (self_t *self, Kp__Wire__BodyQuery *query, Kp__Wire__AuditReply *reply,
+              Kp__Wire__Record *record, const char **reason)
+{
+    s_accepted_t *accepted = NULL;
+    if (query->id.len == KP_ID_SIZE) {
+        char *id_text = kp_hex_encode (query->id.data, KP_ID_SIZE);
+        accepted = (s_accepted_t *) zhashx_lookup (self->accepted, id_text);
+        free (id_text);
+        record->message_id = query->id;
+    }
+    if (!accepted || accepted->seq >= kp_log_synced (self->log)) {
+        *reason = "no accepted message has this id";
+        return KP__WIRE__ERROR_CODE__UNKNOWN_REFERENCE;
+    }
+    record->type = accepted->type;
+    record->ref_seq = accepted->seq;
+    if (!self->config->audit_open [accepted->type]) {
+        *reason = "the region does not let auditors open bodies of this type "
+                  "(audit/open-types)";
+        return KP__WIRE__ERROR_CODE__FORBIDDEN;
+    }
+    if (accepted->body_deleted) {
+        *reason = "the body was deleted (read or expired); the log keeps its hash";
+        return KP__WIRE__ERROR_CODE__EXPIRED;
+    }
+    uint64_t pos;
+    Kp__Wire__Record *original = kp_log_seek (self->log, accepted->seq, &pos) == 0?
+                                 s_record_read (self, pos): NULL;
+    size_t size = 0;
+    const uint8_t *body = original? kp_log_read (self->bodies, accepted->body_pos, &size):
+                                    NULL;
+    if (!original || !original->envelope || !body) {
+        if (original)
+            kp__wire__record__free_unpacked (original, NULL);
+        *reason = "the broker cannot read this message";
+        return KP__WIRE__ERROR_CODE__UNAVAILABLE;
+    }
+    reply->body.data = (uint8_t *) malloc (size);
+    assert (reply->body.data);
+    memcpy (reply->body.data, body, size);
+    reply->body.len = size;
+    //  The envelope outlives the record: repack it on its own
+    size_t envelope_size = kp__wire__envelope__get_packed_size (original->envelope);
+    uint8_t *packed = (uint8_t *) malloc (envelope_size? envelope_size: 1);
+    assert (packed);
+    kp__wire__envelope__pack (original->envelope, packed);
+    reply->envelope = kp__wire__envelope__unpack (NULL, envelope_size, packed);
+    assert (reply->envelope);
+    free (packed);
+    const kp_partner_t *sender = kp_registry_by_id (self->registry, accepted->sender);
+    if (sender)
+        reply->sender_registration = sender->registration;
+    reply->seq = accepted->seq;
+    kp__wire__record__free_unpacked (original, NULL);
+    return KP__WIRE__ERROR_CODE__OK;
 }
 
 static void
@@ -1021,6 +1082,9 @@ s_audit (self_t *self, s_session_t *session, const kp_partner_t *partner,
             reply.size = new_size;
             break;
         }
+        case KP__WIRE__AUDIT_REQUEST__QUERY_BODY:
+            code = s_audit_body (self, request->body, &reply, &record, &reason);
+            break;
         default:
             code = KP__WIRE__ERROR_CODE__MALFORMED;
             reason = "an audit request needs a query";
@@ -1049,6 +1113,9 @@ s_audit (self_t *self, s_session_t *session, const kp_partner_t *partner,
     for (size_t index = 0; index < reply.n_entries; index++)
         free (reply.entries [index].data);
     free (reply.entries);
+    if (reply.envelope)
+        kp__wire__envelope__free_unpacked (reply.envelope, NULL);
+    free (reply.body.data);
 }
 
 //  --------------------------------------------------------------------------

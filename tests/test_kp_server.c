@@ -1199,3 +1199,64 @@ Test (kp_server, refused_directory_question_is_an_error_and_an_audit_record)
     cr_assert_eq (events.found [0]->message_id.len, 0);
     s_events_free (&events);
 }
+
+Test (kp_server, auditor_gets_sealed_bodies_only_of_the_types_the_region_opens)
+{
+    s_add_auditor ();
+    s_start ("audit\n    open-types = \"signal\"\n");
+    zsock_t *police = s_session ("police-oost", 0);
+    s_message_t signal;
+    s_message_init (&signal, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153",
+                    "sealed signal bytes");
+    uint64_t seq = s_submit_ok (police, &signal);
+    zsock_t *veilig_thuis = s_session ("vt-twente", 0);
+    s_message_t referral;
+    s_message_init (&referral, KP__WIRE__MESSAGE_TYPE__REFERRAL, "municipality:GM0153",
+                    "sealed referral bytes");
+    s_submit_ok (veilig_thuis, &referral);
+
+    zsock_t *auditor = s_session ("audit-twente", 0);
+    Kp__Wire__AuditRequest request = KP__WIRE__AUDIT_REQUEST__INIT;
+    Kp__Wire__BodyQuery query = KP__WIRE__BODY_QUERY__INIT;
+    query.id.data = signal.id;
+    query.id.len = KP_ID_SIZE;
+    request.query_case = KP__WIRE__AUDIT_REQUEST__QUERY_BODY;
+    request.body = &query;
+    Kp__Wire__Command *reply = s_audit_ask (auditor, &request);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_AUDIT_REPLY,
+                  "%s", reply->kind_case == KP__WIRE__COMMAND__KIND_ERROR?
+                  reply->error->reason: "");
+    Kp__Wire__AuditReply *answer = reply->audit_reply;
+    cr_assert_eq (answer->seq, seq);
+    cr_assert_eq (answer->body.len, strlen ("sealed signal bytes"));
+    cr_assert_arr_eq (answer->body.data, "sealed signal bytes", answer->body.len);
+    cr_assert_not_null (answer->envelope);
+    cr_assert_str_eq (answer->envelope->sender, "police-oost");
+    cr_assert_arr_eq (answer->envelope->id.data, signal.id, KP_ID_SIZE);
+    s_free (reply);
+
+    //  Referrals are not open to auditors in this region
+    query.id.data = referral.id;
+    reply = s_audit_ask (auditor, &request);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_ERROR);
+    cr_assert_eq (reply->error->code, KP__WIRE__ERROR_CODE__FORBIDDEN);
+    s_free (reply);
+    uint8_t unknown [KP_ID_SIZE] = { 1, 2, 3 };
+    query.id.data = unknown;
+    reply = s_audit_ask (auditor, &request);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_ERROR);
+    cr_assert_eq (reply->error->code, KP__WIRE__ERROR_CODE__UNKNOWN_REFERENCE);
+    s_free (reply);
+    zsock_destroy (&auditor);
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+
+    //  Each question is in the log, naming the message
+    s_events_t events;
+    s_events_collect (&events, KP__WIRE__EVENT_KIND__AUDITOR_ACCESS);
+    cr_assert_eq (events.count, 3);
+    cr_assert_str_eq (events.found [0]->purpose, "body");
+    cr_assert_arr_eq (events.found [0]->message_id.data, signal.id, KP_ID_SIZE);
+    cr_assert_eq (events.found [1]->outcome, KP__WIRE__ERROR_CODE__FORBIDDEN);
+    s_events_free (&events);
+}
