@@ -365,12 +365,29 @@ s_zap_handle (self_t *self)
 //  --------------------------------------------------------------------------
 //  Registry: log who was registered or revoked, drop revoked sessions
 
-//  Hex SHA-256 of a partner's Z85 public key: how the log names a key
+//  How the log names a partner's keys: SHA-256 of its Z85 CURVE key, and
+//  SHA-256 of its packed registration (its vouched signing and sealing
+//  keys), if it has one. Returns the two as "hex" or "hex:hex" (caller
+//  frees), which is what partners_seen compares.
 static char *
-s_key_hash_text (const char *public_key, uint8_t *key_hash)
+s_keys_text (const kp_partner_t *partner, uint8_t *key_hash, uint8_t *registration_hash)
 {
-    crypto_hash_sha256 (key_hash, (const uint8_t *) public_key, strlen (public_key));
-    return kp_hex_encode (key_hash, KP_HASH_SIZE);
+    crypto_hash_sha256 (key_hash, (const uint8_t *) partner->public_key,
+                        strlen (partner->public_key));
+    char *key_text = kp_hex_encode (key_hash, KP_HASH_SIZE);
+    if (!partner->registration)
+        return key_text;
+    size_t size = kp__wire__registration__get_packed_size (partner->registration);
+    uint8_t *packed = (uint8_t *) malloc (size? size: 1);
+    assert (packed);
+    kp__wire__registration__pack (partner->registration, packed);
+    crypto_hash_sha256 (registration_hash, packed, size);
+    free (packed);
+    char *registration_text = kp_hex_encode (registration_hash, KP_HASH_SIZE);
+    char *text = zsys_sprintf ("%s:%s", key_text, registration_text);
+    free (registration_text);
+    free (key_text);
+    return text;
 }
 
 static void
@@ -378,13 +395,14 @@ s_partners_sync (self_t *self)
 {
     //  Revoked: seen before (with this key), gone now
     uint8_t key_hash [KP_HASH_SIZE];
+    uint8_t registration_hash [KP_HASH_SIZE];
     zlistx_t *gone = zlistx_new ();
     zlistx_set_destructor (gone, s_free_item);
     for (char *seen_hash = (char *) zhashx_first (self->partners_seen); seen_hash;
          seen_hash = (char *) zhashx_next (self->partners_seen)) {
         const char *id = (const char *) zhashx_cursor (self->partners_seen);
         const kp_partner_t *partner = kp_registry_by_id (self->registry, id);
-        char *hash_text = partner? s_key_hash_text (partner->public_key, key_hash): NULL;
+        char *hash_text = partner? s_keys_text (partner, key_hash, registration_hash): NULL;
         if (!hash_text || strcmp (hash_text, seen_hash) != 0)
             zlistx_add_end (gone, strdup (id));
         free (hash_text);
@@ -403,13 +421,17 @@ s_partners_sync (self_t *self)
          partner = kp_registry_next (self->registry)) {
         if (zhashx_lookup (self->partners_seen, partner->id))
             continue;
-        char *hash_text = s_key_hash_text (partner->public_key, key_hash);
+        char *hash_text = s_keys_text (partner, key_hash, registration_hash);
         Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
         record.event = KP__WIRE__EVENT_KIND__PARTNER_REGISTERED;
         record.sender = (char *) partner->id;
         record.sender_role = partner->role;
         record.key_hash.data = key_hash;
         record.key_hash.len = KP_HASH_SIZE;
+        if (partner->registration) {
+            record.body_hash.data = registration_hash;
+            record.body_hash.len = KP_HASH_SIZE;
+        }
         s_record_append (self, &record, NULL);
         zhashx_insert (self->partners_seen, partner->id, hash_text);
     }
@@ -1660,9 +1682,18 @@ s_replay_record (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, v
             break;
         }
         case KP__WIRE__EVENT_KIND__PARTNER_REGISTERED:
-            if (record->sender && record->key_hash.len == KP_HASH_SIZE)
-                zhashx_update (self->partners_seen, record->sender,
-                               kp_hex_encode (record->key_hash.data, KP_HASH_SIZE));
+            if (record->sender && record->key_hash.len == KP_HASH_SIZE) {
+                char *seen = kp_hex_encode (record->key_hash.data, KP_HASH_SIZE);
+                if (record->body_hash.len == KP_HASH_SIZE) {
+                    char *registration = kp_hex_encode (record->body_hash.data,
+                                                        KP_HASH_SIZE);
+                    char *both = zsys_sprintf ("%s:%s", seen, registration);
+                    free (registration);
+                    free (seen);
+                    seen = both;
+                }
+                zhashx_update (self->partners_seen, record->sender, seen);
+            }
             break;
         case KP__WIRE__EVENT_KIND__PARTNER_REVOKED:
             if (record->sender)

@@ -1260,3 +1260,23 @@ Test (kp_server, auditor_gets_sealed_bodies_only_of_the_types_the_region_opens)
     cr_assert_eq (events.found [1]->outcome, KP__WIRE__ERROR_CODE__FORBIDDEN);
     s_events_free (&events);
 }
+
+Test (kp_server, registrations_of_partner_keys_are_in_the_log)
+{
+    s_start (NULL);
+    kp_test_broker_stop (region, SIGTERM);
+    s_events_t events;
+    s_events_collect (&events, KP__WIRE__EVENT_KIND__PARTNER_REGISTERED);
+    cr_assert_eq (events.count, 7, "one record per partner of the demo region");
+    for (size_t index = 0; index < events.count; index++) {
+        cr_assert_eq (events.found [index]->key_hash.len, KP_HASH_SIZE);
+        cr_assert_eq (events.found [index]->body_hash.len, KP_HASH_SIZE,
+                      "%s: no hash of its registration", events.found [index]->sender);
+    }
+    s_events_free (&events);
+    //  A restart logs nothing new: the same keys were seen before
+    s_start (NULL);
+    s_events_collect (&events, KP__WIRE__EVENT_KIND__PARTNER_REGISTERED);
+    cr_assert_eq (events.count, 7);
+    s_events_free (&events);
+}
