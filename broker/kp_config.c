@@ -100,7 +100,7 @@ static int
 s_set_int (kp_config_t *self, const key_spec_t *spec, const char *value,
            const char *source)
 {
-    int64_t number;
+    int64_t number = 0;
     if (s_read_number (spec, value, source, &number))
         return -1;
     assert (number >= INT_MIN && number <= INT_MAX);
@@ -115,7 +115,7 @@ static int
 s_set_int64 (kp_config_t *self, const key_spec_t *spec, const char *value,
              const char *source)
 {
-    int64_t number;
+    int64_t number = 0;
     if (s_read_number (spec, value, source, &number))
         return -1;
     *(int64_t *) ((char *) self + spec->offset) = number;
