@@ -1,5 +1,6 @@
 /*  =========================================================================
-    kp-audit - the auditor's tool: fetch, verify, replay, prove, consistency
+    kp-audit - the auditor's tool: fetch, verify, replay, prove, consistency,
+    open
 
     Copyright (c) 2026 the ketenpost authors. Licence: MPL-2.0.
     =========================================================================
@@ -11,6 +12,7 @@
                      [--id HEX] [--subject HEX] [--event NAME]
     kp-audit prove   --dir LOCAL --id HEX --checkpoint-key FILE [CLIENT]
     kp-audit consistency --checkpoint-key FILE CLIENT OLD_NOTE NEW_NOTE
+    kp-audit open    --id HEX --region-key FILE CLIENT [--dir LOCAL]
 
     CLIENT is --broker ENDPOINT --broker-cert FILE --cert FILE [--timeout MS],
     the cert being the auditor's secret cert (role auditor).
@@ -30,6 +32,8 @@
 #include "kp_checkpoint.h"
 #include "kp_json.h"
 #include "kp_msg_internal.h"
+#include "kp_seal.h"
+#include "kp_validate.h"
 #include <sodium.h>
 #include <ctype.h>
 #include <ftw.h>
@@ -62,6 +66,7 @@ static const char *s_synopsis =
     "                        [--id HEX] [--subject HEX] [--event NAME]\n"
     "       kp-audit prove   --dir LOCAL --id HEX --checkpoint-key FILE [CLIENT]\n"
     "       kp-audit consistency --checkpoint-key FILE CLIENT OLD_NOTE NEW_NOTE\n"
+    "       kp-audit open    --id HEX --region-key REGKEY CLIENT [--dir LOCAL]\n"
     "\n"
     "  CLIENT        --broker ENDPOINT --broker-cert FILE --cert FILE [--timeout MS]\n"
     "                (--cert: the auditor's secret cert)\n"
@@ -76,6 +81,11 @@ static const char *s_synopsis =
     "  prove         the inclusion proof of a message's ACCEPTED record (from the\n"
     "                broker with CLIENT, else computed from LOCAL)\n"
     "  consistency   check with the broker that NEW_NOTE extends OLD_NOTE\n"
+    "  open          fetch the sealed body of a message whose type the region lets\n"
+    "                auditors read (audit/open-types), check the sender's\n"
+    "                registration and signature, print it as one JSON line; with\n"
+    "                --dir, the body must be the one LOCAL's ACCEPTED record hashed\n"
+    "  REGKEY        the region's registration.pub (hex Ed25519 key), out of band\n"
     "  FILE          the region's checkpoint.pub (hex Ed25519 key), got out of band\n"
     "  TIME          2026-11-23, 2026-11-23T07:30[:00[.000]]Z, or ms since 1970\n"
     "  NAME          an event: ACCEPTED, REJECTED, DELIVERED_TO, ACKNOWLEDGED, ...\n"
@@ -86,7 +96,7 @@ static const char *s_synopsis =
 //  The command line
 
 typedef enum {
-    S_FETCH, S_VERIFY, S_REPLAY, S_PROVE, S_CONSISTENCY
+    S_FETCH, S_VERIFY, S_REPLAY, S_PROVE, S_CONSISTENCY, S_OPEN
 } s_command_t;
 
 typedef struct {
@@ -97,6 +107,7 @@ typedef struct {
     const char *broker_cert;        //  --broker-cert file
     const char *cert;               //  --cert: our secret cert
     const char *key_file;           //  --checkpoint-key
+    const char *region_key;         //  --region-key: registration.pub
     const char *trusted [S_MAX_TRUSTED];    //  --trusted note files
     size_t trusted_count;
     int64_t timeout;                //  msec per broker answer
@@ -2613,6 +2624,240 @@ cleanup:
 }
 
 //  --------------------------------------------------------------------------
+//  open: the body of one message, where the region lets auditors read it
+//  (audit/open-types): the sender sealed the body's key to our sealing key
+//  too. We check it as its recipient would (PROTOCOL.md 7.5), except that
+//  the envelope names another recipient.
+
+//  LOCAL's record seq must be the ACCEPTED record of message id, naming
+//  the envelope's sender and recipient, with body_hash = SHA-256 of the
+//  sealed bytes the broker handed us: the broker cannot hand out another
+//  body than the one it logged. 0 or -1 (said)
+static int
+s_open_check_copy (const char *dir, uint64_t seq, const Kp__Wire__Envelope *envelope,
+                   const ProtobufCBinaryData *sealed)
+{
+    kp_log_t *log = s_log_open (dir, "log", false, false, NULL);
+    if (!log)
+        return -1;
+    char id_text [2 * KP_ID_SIZE + 1];
+    s_hex (envelope->id.data, KP_ID_SIZE, id_text);
+    int rc = -1;
+    Kp__Wire__Record *record = NULL;
+    if (seq >= kp_log_size (log)) {
+        s_say (S_EXIT_FAILED, "%s/log holds %" PRIu64 " records; the broker says message "
+               "%s is record %" PRIu64 ": fetch first", dir, kp_log_size (log), id_text,
+               seq);
+        goto cleanup;
+    }
+    s_capture_t capture;
+    s_capture_begin (&capture);
+    uint64_t pos = 0;
+    size_t size = 0;
+    const uint8_t *data = kp_log_seek (log, seq, &pos) == 0?
+                          kp_log_read (log, pos, &size): NULL;
+    char *why = s_capture_end (&capture);
+    if (data)
+        record = kp__wire__record__unpack (NULL, size, data);
+    if (!data)
+        s_say (S_EXIT_FAILED, "framing: %s", *why? why: "cannot read the record");
+    else
+    if (!record)
+        s_say (S_EXIT_FAILED, "%s/log record %" PRIu64 " does not decode as a Record "
+               "(run kp-audit verify)", dir, seq);
+    free (why);
+    if (!record)
+        goto cleanup;
+    uint8_t hash [KP_HASH_SIZE];
+    crypto_hash_sha256 (hash, sealed->data, sealed->len);
+    char hash_text [2 * KP_HASH_SIZE + 1];
+    s_hex (hash, KP_HASH_SIZE, hash_text);
+    if (record->event != KP__WIRE__EVENT_KIND__ACCEPTED
+    ||  !s_bytes_equal (&record->message_id, envelope->id.data, KP_ID_SIZE))
+        s_say (S_EXIT_FAILED, "%s/log record %" PRIu64 " is not the ACCEPTED record of "
+               "message %s: the broker named another record than the one it logged",
+               dir, seq, id_text);
+    else
+    if (!streq (record->sender, envelope->sender)
+    ||  !streq (record->recipient, envelope->recipient_partner))
+        s_say (S_EXIT_FAILED, "message %s: the broker's envelope names %s -> %s, the "
+               "log's ACCEPTED record %" PRIu64 " %s -> %s", id_text, envelope->sender,
+               envelope->recipient_partner, seq, record->sender, record->recipient);
+    else
+    if (!s_bytes_equal (&record->body_hash, hash, KP_HASH_SIZE))
+        s_say (S_EXIT_FAILED, "message %s: the body the broker handed out (SHA-256 %s) "
+               "is not the one its ACCEPTED record %" PRIu64 " holds the hash of: the "
+               "broker changed the body after logging it", id_text, hash_text, seq);
+    else
+        rc = 0;
+
+cleanup:
+    if (record)
+        kp__wire__record__free_unpacked (record, NULL);
+    kp_log_destroy (&log);
+    return rc;
+}
+
+//  The opened message as one JSON line, the envelope as kp-inbox shows it
+//  plus the record's seq and the sealed body's hash. 0 or -1 (said)
+static int
+s_open_print (kp_msg_t *msg, uint64_t seq)
+{
+    const char *reason = NULL;
+    ProtobufCMessage *body = kp_validate_unpack (kp_msg_body_descriptor (msg), msg->body,
+                                                 msg->body_size, &reason);
+    char *body_json = body? kp_json_from_message (body): NULL;
+    if (body)
+        protobuf_c_message_free_unpacked (body, NULL);
+    if (!body_json)
+        return s_say (-1, "message %s: the body cannot be rendered as JSON: %s",
+                      msg->id_hex, reason? reason: "kp_json");
+    char iso [32];
+    char hash_text [2 * KP_HASH_SIZE + 1];
+    printf ("{\"seq\":%" PRIu64 ",\"id\":\"%s\",\"type\":", seq, msg->id_hex);
+    s_json_string (stdout, kp_msg_type (msg));
+    printf (",\"sender\":");
+    s_json_string (stdout, msg->sender);
+    printf (",\"sender_role\":");
+    s_json_string (stdout, kp_msg_sender_role (msg));
+    printf (",\"recipient\":");
+    s_json_string (stdout, msg->recipient);
+    printf (",\"recipient_partner\":");
+    s_json_string (stdout, msg->recipient_partner);
+    const char *recipient_role = kp_role_name (msg->recipient_role);
+    printf (",\"recipient_role\":");
+    s_json_string (stdout, recipient_role? recipient_role: "");
+    printf (",\"created_at\":\"%s\"", s_iso (msg->created_at_ms, iso));
+    if (msg->expires_at_ms)
+        printf (",\"expires_at\":\"%s\"", s_iso (msg->expires_at_ms, iso));
+    if (msg->due_at_ms)
+        printf (",\"due_at\":\"%s\"", s_iso (msg->due_at_ms, iso));
+    if (msg->has_reference)
+        printf (",\"reference\":\"%s\"", msg->reference_hex);
+    if (*msg->purpose) {
+        printf (",\"purpose\":");
+        s_json_string (stdout, msg->purpose);
+    }
+    if (*msg->acting_user) {
+        printf (",\"acting_user\":");
+        s_json_string (stdout, msg->acting_user);
+    }
+    if (*msg->on_behalf_of) {
+        printf (",\"on_behalf_of\":");
+        s_json_string (stdout, msg->on_behalf_of);
+    }
+    if (msg->has_subject)
+        printf (",\"subject\":\"%s\"", s_hex (msg->subject, KP_HASH_SIZE, hash_text));
+    printf (",\"body_hash\":\"%s\",\"body\":%s}\n",
+            s_hex (msg->body_hash, KP_HASH_SIZE, hash_text), body_json);
+    //  The body is personal data: leave no copy in freed memory
+    sodium_memzero (body_json, strlen (body_json));
+    free (body_json);
+    if (fflush (stdout) || ferror (stdout))
+        return s_say (-1, "cannot write: %s", strerror (errno));
+    return 0;
+}
+
+//  open: returns the exit code
+static int
+s_open (s_options_t *options)
+{
+    int rc = S_EXIT_FAILED;
+    const char *reason = NULL;
+    s_wire_t *wire = NULL;
+    Kp__Wire__Command *reply = NULL;
+    uint8_t *body = NULL;
+    size_t body_size = 0;
+    kp_msg_t *msg = NULL;
+    char id_text [2 * KP_ID_SIZE + 1];
+    s_hex (options->id, KP_ID_SIZE, id_text);
+
+    //  Our sealing key, and the region's key that vouches for the sender's
+    kp_seal_t *seal = kp_seal_load (options->cert, &reason);
+    if (!seal) {
+        s_say (S_EXIT_FAILED, "cert '%s': %s", options->cert, reason);
+        goto cleanup;
+    }
+    if (kp_seal_load_region_key (seal, options->region_key, &reason)) {
+        s_say (S_EXIT_FAILED, "region key '%s': %s", options->region_key, reason);
+        goto cleanup;
+    }
+    wire = s_wire_new (options);
+    if (!wire)
+        goto cleanup;
+    Kp__Wire__BodyQuery query = KP__WIRE__BODY_QUERY__INIT;
+    query.id.data = options->id;
+    query.id.len = KP_ID_SIZE;
+    Kp__Wire__AuditRequest request = KP__WIRE__AUDIT_REQUEST__INIT;
+    request.query_case = KP__WIRE__AUDIT_REQUEST__QUERY_BODY;
+    request.body = &query;
+    reply = s_wire_ask (wire, &request);
+    if (!reply)
+        goto cleanup;               //  a refusal, said with its code and reason
+    Kp__Wire__AuditReply *answer = reply->audit_reply;
+
+    //  The answer as the Deliver the recipient got: the same checks apply
+    Kp__Wire__Deliver deliver = KP__WIRE__DELIVER__INIT;
+    deliver.seq = answer->seq;
+    deliver.envelope = answer->envelope;
+    deliver.body = answer->body;
+    deliver.sender_registration = answer->sender_registration;
+    reason = kp_msg_deliver_check (&deliver);
+    if (reason) {
+        s_say (S_EXIT_FAILED, "message %s: the broker's answer: %s", id_text, reason);
+        goto cleanup;
+    }
+    const Kp__Wire__Envelope *envelope = answer->envelope;
+    if (!s_bytes_equal (&envelope->id, options->id, KP_ID_SIZE)) {
+        s_say (S_EXIT_FAILED, "message %s: the broker answered with another message",
+               id_text);
+        goto cleanup;
+    }
+    kp_vouched_t sender;
+    if (kp_seal_verify (seal, answer->sender_registration, &sender, &reason)) {
+        s_say (S_EXIT_FAILED, "message %s: the sender's registration: %s", id_text,
+               reason);
+        goto cleanup;
+    }
+    if (!streq (sender.partner, envelope->sender)
+    ||  sender.role != envelope->sender_role) {
+        s_say (S_EXIT_FAILED, "message %s: the sender's registration names another "
+               "partner or role (%s) than the envelope (%s)", id_text, sender.partner,
+               envelope->sender);
+        goto cleanup;
+    }
+    if (options->dir
+    &&  s_open_check_copy (options->dir, answer->seq, envelope, &answer->body))
+        goto cleanup;
+    body = kp_seal_open_reader (seal, envelope, answer->body.data, answer->body.len,
+                                sender.sign_key, &body_size, &reason);
+    if (!body) {
+        s_say (S_EXIT_FAILED, "message %s: %s", id_text, reason);
+        goto cleanup;
+    }
+    msg = kp_msg_new_delivered (&deliver, body, body_size, &reason);
+    if (!msg) {
+        s_say (S_EXIT_FAILED, "message %s: the body breaks the rules of its type: %s",
+               id_text, reason);
+        goto cleanup;
+    }
+    if (s_open_print (msg, answer->seq) == 0)
+        rc = S_EXIT_OK;
+
+cleanup:
+    kp_msg_destroy (&msg);
+    if (body) {
+        sodium_memzero (body, body_size);
+        free (body);
+    }
+    if (reply)
+        kp__wire__command__free_unpacked (reply, NULL);
+    s_wire_destroy (&wire);
+    kp_seal_destroy (&seal);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
 //  Parse a positive decimal integer no larger than max; -1 if it is not one
 
 static int64_t
@@ -2645,6 +2890,7 @@ static const s_command_spec_t s_commands [] = {
     { "replay", S_REPLAY, "dFtpise", "d" },
     { "prove", S_PROVE, "dikbBcw", "dik" },
     { "consistency", S_CONSISTENCY, "kbBcw", "kbBc" },
+    { "open", S_OPEN, "irdbBcw", "irbBc" },
 };
 
 static const struct option s_options [] = {
@@ -2663,6 +2909,7 @@ static const struct option s_options [] = {
     { "subject", required_argument, NULL, 's' },
     { "event", required_argument, NULL, 'e' },
     { "save-checkpoint", required_argument, NULL, 'S' },
+    { "region-key", required_argument, NULL, 'r' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 }
 };
@@ -2683,8 +2930,8 @@ static int
 s_parse (int argc, char *argv [], s_options_t *options)
 {
     if (argc < 2)
-        return s_say (S_EXIT_USAGE, "missing command: fetch, verify, replay, prove or "
-                      "consistency");
+        return s_say (S_EXIT_USAGE, "missing command: fetch, verify, replay, prove, "
+                      "consistency or open");
     if (streq (argv [1], "--help") || streq (argv [1], "-h")
     ||  streq (argv [1], "help")) {
         fputs (s_synopsis, stdout);
@@ -2696,7 +2943,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
             spec = &s_commands [index];
     if (!spec)
         return s_say (S_EXIT_USAGE, "unknown command '%s' (fetch, verify, replay, prove, "
-                      "consistency)", argv [1]);
+                      "consistency, open)", argv [1]);
     options->command = spec->command;
     options->name = spec->name;
     options->timeout = S_DEFAULT_TIMEOUT;
@@ -2737,6 +2984,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
             case 's': subject = optarg; break;
             case 'e': event = optarg; break;
             case 'S': options->save_note = optarg; break;
+            case 'r': options->region_key = optarg; break;
             case 'T':
                 if (options->trusted_count == S_MAX_TRUSTED)
                     return s_say (S_EXIT_USAGE, "at most %d --trusted", S_MAX_TRUSTED);
@@ -2835,6 +3083,7 @@ main (int argc, char *argv [])
         case S_REPLAY: rc = s_replay (&options); break;
         case S_PROVE: rc = s_prove (&options); break;
         case S_CONSISTENCY: rc = s_consistency (&options); break;
+        case S_OPEN: rc = s_open (&options); break;
     }
     sodium_memzero (options.key, sizeof options.key);
     return rc;

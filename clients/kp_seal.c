@@ -620,24 +620,14 @@ kp_seal_open_as (const Kp__Wire__Envelope *envelope, const uint8_t *sealed,
 }
 
 //  --------------------------------------------------------------------------
-//  Open a body sealed to us and check the sender's signature
+//  Open with our sealing key and check the sender's signature over the
+//  binding and the body; the body (caller wipes and frees) or NULL + reason
 
-uint8_t *
-kp_seal_open (kp_seal_t *self, const Kp__Wire__Envelope *envelope, const uint8_t *sealed,
-              size_t sealed_size, const uint8_t *sign_key, size_t *body_size_p,
-              const char **reason_p)
+static uint8_t *
+s_open_signed (kp_seal_t *self, const Kp__Wire__Envelope *envelope,
+               const uint8_t *sealed, size_t sealed_size, const uint8_t *sign_key,
+               size_t *body_size_p, const char **reason_p)
 {
-    assert (self);
-    assert (envelope);
-    assert (sealed || sealed_size == 0);
-    assert (sign_key);
-    assert (body_size_p);
-    assert (reason_p);
-    if (!envelope->recipient_partner
-    ||  !streq (envelope->recipient_partner, self->partner)) {
-        *reason_p = "envelope names another recipient";
-        return NULL;
-    }
     size_t plain_size = 0;
     uint8_t *plain = s_open (envelope, sealed, sealed_size, self->seal_key,
                              S_SEAL_SECRET (self), &plain_size, reason_p);
@@ -663,6 +653,52 @@ kp_seal_open (kp_seal_t *self, const Kp__Wire__Envelope *envelope, const uint8_t
     sodium_memzero (plain + body_size, crypto_sign_BYTES);
     *body_size_p = body_size;
     return plain;
+}
+
+//  --------------------------------------------------------------------------
+//  Open a body sealed to us and check the sender's signature
+
+uint8_t *
+kp_seal_open (kp_seal_t *self, const Kp__Wire__Envelope *envelope, const uint8_t *sealed,
+              size_t sealed_size, const uint8_t *sign_key, size_t *body_size_p,
+              const char **reason_p)
+{
+    assert (self);
+    assert (envelope);
+    assert (sealed || sealed_size == 0);
+    assert (sign_key);
+    assert (body_size_p);
+    assert (reason_p);
+    if (!envelope->recipient_partner
+    ||  !streq (envelope->recipient_partner, self->partner)) {
+        *reason_p = "envelope names another recipient";
+        return NULL;
+    }
+    return s_open_signed (self, envelope, sealed, sealed_size, sign_key, body_size_p,
+                          reason_p);
+}
+
+//  --------------------------------------------------------------------------
+//  Open a body of which we are a reader but not the recipient (an auditor
+//  the sender also sealed it to), with the same checks as kp_seal_open
+
+uint8_t *
+kp_seal_open_reader (kp_seal_t *self, const Kp__Wire__Envelope *envelope,
+                     const uint8_t *sealed, size_t sealed_size, const uint8_t *sign_key,
+                     size_t *body_size_p, const char **reason_p)
+{
+    assert (self);
+    assert (envelope);
+    assert (sealed || sealed_size == 0);
+    assert (sign_key);
+    assert (body_size_p);
+    assert (reason_p);
+    if (!envelope->sender || !envelope->recipient_partner) {
+        *reason_p = "envelope names no sender or recipient: no binding";
+        return NULL;
+    }
+    return s_open_signed (self, envelope, sealed, sealed_size, sign_key, body_size_p,
+                          reason_p);
 }
 
 //  --------------------------------------------------------------------------

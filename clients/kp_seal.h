@@ -114,6 +114,17 @@ uint8_t *
                   const uint8_t *sealed, size_t sealed_size, const uint8_t *sign_key,
                   size_t *body_size_p, const char **reason_p);
 
+//  Open a sealed body of which we are one of the other readers (an auditor
+//  the sender sealed it to as well): the envelope's recipient_partner need
+//  not be us. Otherwise as kp_seal_open: our slot, the binding of this
+//  envelope, the sender's signature with sign_key. Returns the body
+//  (caller wipes and frees) and its size, or NULL and a reason.
+uint8_t *
+    kp_seal_open_reader (kp_seal_t *self, const Kp__Wire__Envelope *envelope,
+                         const uint8_t *sealed, size_t sealed_size,
+                         const uint8_t *sign_key, size_t *body_size_p,
+                         const char **reason_p);
+
 //  Open a sealed body as one of its readers with a bare X25519 keypair,
 //  without checking a signature (an auditor's view, and for tests).
 //  Returns the plaintext signature (64) || body, or NULL.

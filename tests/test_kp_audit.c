@@ -2080,6 +2080,14 @@ Test (kp_audit_rules, usage_errors_exit_2_with_one_line)
         { "replay --dir x --dir y", "given twice" },
         { "replay --dir x --to 2026-13-01", "--to is not a time" },
         { "verify --dir x --checkpoint-key k --tolerance -1", "--tolerance must be" },
+        { "open --id 00000000000000000000000000000000 --broker b --broker-cert c "
+          "--cert c", "open needs --region-key" },
+        { "open --region-key r --broker b --broker-cert c --cert c", "open needs --id" },
+        { "open --id 00000000000000000000000000000000 --region-key r",
+          "open needs --broker" },
+        { "open --id 00000000000000000000000000000000 --region-key r --broker b "
+          "--broker-cert c --cert c --checkpoint-key k", "open does not take "
+          "--checkpoint-key" },
     };
     for (size_t index = 0; index < sizeof cases / sizeof cases [0]; index++) {
         char *err = NULL;
@@ -2091,4 +2099,199 @@ Test (kp_audit_rules, usage_errors_exit_2_with_one_line)
     cr_expect_eq (s_audit ("--help", &out, NULL), 0);
     cr_expect (out && strstr (out, "kp-audit verify"), "%s", out);
     free (out);
+}
+
+//  --------------------------------------------------------------------------
+//  open: an auditor reads a body, where the region lets auditors read its
+//  type (audit/open-types); the sending library seals it to them as well
+
+#define S_OPEN_MARKER "MARKER-for-the-auditor-4711"
+#define S_OPEN_SIGNAL_BODY \
+    "{\"kind\":\"MELDING\",\"violence_types\":[\"PARTNER_VIOLENCE\"]," \
+    "\"urgency\":\"ACUTE\",\"municipality\":\"GM0153\",\"persons\":[{\"role\":" \
+    "\"VICTIM\",\"name\":\"Fictief Persoon\",\"date_of_birth\":\"1990-01-01\"}]," \
+    "\"children_present\":1,\"narrative\":\"" S_OPEN_MARKER "\"}"
+
+static void
+s_region_start_open (void)
+{
+    s_region = kp_test_region_new ();
+    const char *no_addresses [] = { NULL };
+    cr_assert_eq (kp_region_add (s_region->region, S_AUDITOR, KP__WIRE__ROLE__AUDITOR,
+                                 "Inspectie", no_addresses, false, NULL), 0);
+    cr_assert_eq (kp_test_broker_start (s_region, "audit\n    open-types = \"signal\"\n"),
+                  0, "broker did not start");
+}
+
+//  A signal police-oost -> municipality:GM0153 with the marker in its
+//  narrative, sent with the client library; fills id, returns its seq
+static uint64_t
+s_open_signal (char *id)
+{
+    kp_client_t *police = kp_test_client (s_region, "police-oost");
+    kp_msg_t *msg = kp_msg_new ("signal", "municipality:GM0153");
+    cr_assert_eq (kp_msg_set_subject (msg, S_SUBJECT_HEX), 0);
+    kp_msg_set_purpose (msg, "JW-1.2");
+    cr_assert_eq (kp_msg_set_body_json (msg, S_OPEN_SIGNAL_BODY), 0, "%s",
+                  kp_msg_error (msg));
+    kp_receipt_t receipt;
+    cr_assert_eq (kp_client_send (police, msg, &receipt), 0, "%s: %s", receipt.error,
+                  receipt.reason);
+    snprintf (id, 33, "%s", receipt.id);
+    kp_msg_destroy (&msg);
+    kp_client_destroy (&police);
+    return receipt.seq;
+}
+
+//  kp-audit open --id id as partner, with extra flags (may be NULL)
+static int
+s_open_run (const char *id, const char *partner, const char *extra, char **out_p,
+            char **err_p)
+{
+    char *flags = s_client_flags (partner);
+    char *args = zsys_sprintf ("open --id %s --region-key '%s' %s %s", id,
+                               s_region->region_key, flags, extra? extra: "");
+    int rc = s_audit (args, out_p, err_p);
+    free (args);
+    free (flags);
+    return rc;
+}
+
+TestSuite (kp_audit_open, .init = s_region_start_open, .fini = s_region_stop,
+           .timeout = 60.);
+
+Test (kp_audit_open, an_auditor_reads_a_signal_but_not_a_referral)
+{
+    char signal [33];
+    uint64_t seq = s_open_signal (signal);
+    kp_client_t *vt = kp_test_client (s_region, "vt-twente");
+    char *referral = s_send (vt, "referral", "municipality:GM0153", S_REFERRAL_BODY,
+                             NULL);
+    kp_client_destroy (&vt);
+
+    //  The signal: one JSON line, the envelope, the record's seq, the body
+    char *out = NULL, *err = NULL;
+    int rc = s_open_run (signal, S_AUDITOR, NULL, &out, &err);
+    cr_assert_eq (rc, 0, "%s", err);
+    cr_expect_eq (s_lines (out), 1, "%s", out);
+    char *want_seq = zsys_sprintf ("{\"seq\":%" PRIu64 ",", seq);
+    char *want_id = zsys_sprintf ("\"id\":\"%s\"", signal);
+    cr_expect (out && strncmp (out, want_seq, strlen (want_seq)) == 0, "%s", out);
+    cr_expect (out && strstr (out, want_id), "%s", out);
+    cr_expect (out && strstr (out, "\"sender\":\"police-oost\"")
+               && strstr (out, "\"recipient_partner\":\"vt-twente\"")
+               && strstr (out, "\"purpose\":\"JW-1.2\"")
+               && strstr (out, "\"created_at\":\"20")
+               && strstr (out, "\"subject\":\"" S_SUBJECT_HEX "\""), "%s", out);
+    cr_expect (out && strstr (out, "\"body\":{") && strstr (out, S_OPEN_MARKER), "%s",
+               out);
+    free (out);
+    free (err);
+    free (want_id);
+    free (want_seq);
+
+    //  Referrals are not open to auditors in this region
+    rc = s_open_run (referral, S_AUDITOR, NULL, NULL, &err);
+    s_expect_failure (rc, 1, err, "FORBIDDEN", "audit/open-types", NULL);
+    free (err);
+    //  A message the broker never accepted
+    rc = s_open_run ("000102030405060708090a0b0c0d0e0f", S_AUDITOR, NULL, NULL, &err);
+    s_expect_failure (rc, 1, err, "UNKNOWN_REFERENCE", NULL);
+    free (err);
+    //  A partner who is not an auditor, not even the sender
+    rc = s_open_run (signal, "police-oost", NULL, &out, &err);
+    s_expect_failure (rc, 1, err, "FORBIDDEN", NULL);
+    cr_expect (!out || !strstr (out, S_OPEN_MARKER), "%s", out);
+    free (out);
+    free (err);
+    //  A region key that does not vouch for the auditor's own keys
+    char *work = kp_test_tempdir ();
+    char *wrong_key = s_write_text (work, "registration.pub",
+                                    "0000000000000000000000000000000000000000000000000000"
+                                    "000000000000\n");
+    char *flags = s_client_flags (S_AUDITOR);
+    char *args = zsys_sprintf ("open --id %s --region-key '%s' %s", signal, wrong_key,
+                               flags);
+    rc = s_audit (args, &out, &err);
+    s_expect_failure (rc, 1, err, "region key", NULL);
+    cr_expect (!out || !*out, "%s", out);
+    free (out);
+    free (err);
+    free (args);
+    free (flags);
+    free (wrong_key);
+    kp_test_rmtree (work);
+    free (work);
+    free (referral);
+}
+
+Test (kp_audit_open, with_a_copy_the_body_must_be_the_one_logged)
+{
+    char signal [33];
+    uint64_t seq = s_open_signal (signal);
+    char *work = kp_test_tempdir ();
+    char *local = zsys_sprintf ("%s/local", work);
+    char *err = NULL;
+    cr_assert_eq (s_fetch_until (local, S_AUDITOR, seq + 1, NULL, &err, NULL), 0, "%s",
+                  err);
+    free (err);
+    char *extra = zsys_sprintf ("--dir '%s'", local);
+    char *out = NULL;
+    int rc = s_open_run (signal, S_AUDITOR, extra, &out, &err);
+    cr_expect_eq (rc, 0, "%s", err);
+    cr_expect (out && strstr (out, S_OPEN_MARKER), "%s", out);
+    free (out);
+    free (err);
+    free (extra);
+
+    //  A copy whose ACCEPTED record hashed another body: the broker would
+    //  be handing out a body it did not log
+    s_blobs_t *blobs = s_blobs_load (local, "log");
+    Kp__Wire__Record *record = s_blobs_record (blobs, seq);
+    cr_assert_eq (record->event, KP__WIRE__EVENT_KIND__ACCEPTED);
+    cr_assert_eq (record->body_hash.len, KP_HASH_SIZE);
+    record->body_hash.data [0] ^= 1;
+    s_blobs_set (blobs, seq, record);
+    kp__wire__record__free_unpacked (record, NULL);
+    char *changed = zsys_sprintf ("%s/changed", work);
+    cr_assert_eq (mkdir (changed, 0700), 0);
+    s_blobs_write (blobs, changed, "log");
+    s_blobs_destroy (&blobs);
+    extra = zsys_sprintf ("--dir '%s'", changed);
+    rc = s_open_run (signal, S_AUDITOR, extra, &out, &err);
+    s_expect_failure (rc, 1, err, "changed the body after logging it", NULL);
+    cr_expect (!out || !strstr (out, S_OPEN_MARKER), "%s", out);
+    free (out);
+    free (err);
+    free (extra);
+
+    //  A copy that does not reach the record yet
+    char *empty = zsys_sprintf ("%s/empty", work);
+    cr_assert_eq (mkdir (empty, 0700), 0);
+    s_blobs_t *none = (s_blobs_t *) zmalloc (sizeof (s_blobs_t));
+    s_blobs_write (none, empty, "log");
+    s_blobs_destroy (&none);
+    extra = zsys_sprintf ("--dir '%s'", empty);
+    rc = s_open_run (signal, S_AUDITOR, extra, NULL, &err);
+    s_expect_failure (rc, 1, err, "fetch first", NULL);
+    free (err);
+    free (extra);
+    free (empty);
+    free (changed);
+    free (local);
+    kp_test_rmtree (work);
+    free (work);
+}
+
+//  The kp_audit_log broker has no audit/open-types: nobody reads a body
+Test (kp_audit_log, no_body_opens_where_the_region_does_not_allow_it)
+{
+    char signal [33];
+    s_open_signal (signal);
+    char *out = NULL, *err = NULL;
+    int rc = s_open_run (signal, S_AUDITOR, NULL, &out, &err);
+    s_expect_failure (rc, 1, err, "FORBIDDEN", "audit/open-types", NULL);
+    cr_expect (!out || !*out, "%s", out);
+    free (out);
+    free (err);
 }
