@@ -2857,25 +2857,6 @@ cleanup:
     return rc;
 }
 
-//  --------------------------------------------------------------------------
-//  Parse a positive decimal integer no larger than max; -1 if it is not one
-
-static int64_t
-s_parse_positive (const char *text, int64_t max)
-{
-    if (!text || !*text)
-        return -1;
-    int64_t value = 0;
-    for (const char *cursor = text; *cursor; cursor++) {
-        if (*cursor < '0' || *cursor > '9')
-            return -1;
-        value = value * 10 + (*cursor - '0');
-        if (value > max)
-            return -1;
-    }
-    return value > 0? value: -1;
-}
-
 //  Which options each command takes (by option letter)
 typedef struct {
     const char *name;
@@ -3014,11 +2995,11 @@ s_parse (int argc, char *argv [], s_options_t *options)
     int client = !!options->broker + !!options->broker_cert + !!options->cert;
     if (client != 0 && client != 3)
         return s_say (S_EXIT_USAGE, "--broker, --broker-cert and --cert go together");
-    if (timeout && (options->timeout = s_parse_positive (timeout, 3600000)) < 0)
+    if (timeout && (options->timeout = kp_parse_positive (timeout, 3600000)) < 0)
         return s_say (S_EXIT_USAGE, "--timeout must be milliseconds, 1 to 3600000: '%s'",
                       timeout);
     if (tolerance) {
-        int64_t seconds = s_parse_positive (tolerance, 86400);
+        int64_t seconds = kp_parse_positive (tolerance, 86400);
         if (seconds < 0 && !streq (tolerance, "0"))
             return s_say (S_EXIT_USAGE, "--tolerance must be seconds, 0 to 86400: '%s'",
                           tolerance);

@@ -116,24 +116,6 @@ s_say (const s_options_t *options, bool error, const char *format, ...)
 }
 
 //  --------------------------------------------------------------------------
-//  Parse a positive decimal integer no larger than max; -1 if it is not one
-static int64_t
-s_parse_positive (const char *text, int64_t max)
-{
-    if (!text || !*text)
-        return -1;
-    int64_t value = 0;
-    for (const char *cursor = text; *cursor; cursor++) {
-        if (*cursor < '0' || *cursor > '9')
-            return -1;
-        value = value * 10 + (*cursor - '0');
-        if (value > max)
-            return -1;
-    }
-    return value > 0? value: -1;
-}
-
-//  --------------------------------------------------------------------------
 //  Write all of data to fd, across short writes and EINTR; 0 or -1
 
 static int
@@ -470,15 +452,15 @@ s_parse (int argc, char *argv [], s_options_t *options)
     if (options->state && !*options->state)
         return s_usage_error ("--state needs a directory");
     options->credit = S_DEFAULT_CREDIT;
-    if (credit && (options->credit = s_parse_positive (credit, 100000)) < 0)
+    if (credit && (options->credit = kp_parse_positive (credit, 100000)) < 0)
         return s_usage_error ("--credit must be 1 to 100000: '%s'", credit);
-    if (count && (options->count = s_parse_positive (count, INT64_MAX / 2)) < 0)
+    if (count && (options->count = kp_parse_positive (count, INT64_MAX / 2)) < 0)
         return s_usage_error ("--count must be a positive number: '%s'", count);
-    if (idle_exit && (options->idle_exit = s_parse_positive (idle_exit, INT32_MAX)) < 0)
+    if (idle_exit && (options->idle_exit = kp_parse_positive (idle_exit, INT32_MAX)) < 0)
         return s_usage_error ("--idle-exit must be milliseconds, at least 1: '%s'",
                               idle_exit);
     options->timeout = S_DEFAULT_TIMEOUT;
-    if (timeout && (options->timeout = s_parse_positive (timeout, 3600000)) < 0)
+    if (timeout && (options->timeout = kp_parse_positive (timeout, 3600000)) < 0)
         return s_usage_error ("--timeout must be milliseconds, 1 to 3600000: '%s'",
                               timeout);
     return -1;

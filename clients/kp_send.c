@@ -65,25 +65,6 @@ s_usage_error (const char *format, ...)
 }
 
 //  --------------------------------------------------------------------------
-//  Parse a positive decimal integer no larger than max; -1 if it is not one
-
-static int64_t
-s_parse_positive (const char *text, int64_t max)
-{
-    if (!text || !*text)
-        return -1;
-    int64_t value = 0;
-    for (const char *cursor = text; *cursor; cursor++) {
-        if (*cursor < '0' || *cursor > '9')
-            return -1;
-        value = value * 10 + (*cursor - '0');
-        if (value > max)
-            return -1;
-    }
-    return value > 0? value: -1;
-}
-
-//  --------------------------------------------------------------------------
 //  Read a whole file, or stdin for "-", into a new string; NULL on error
 //  (errno set; EFBIG if over the limit)
 
@@ -205,11 +186,11 @@ main (int argc, char *argv [])
     if (!body == !body_file)
         return s_usage_error ("give exactly one of --body and --body-file");
     int64_t ttl = 0;
-    if (ttl_text && (ttl = s_parse_positive (ttl_text, S_TTL_MAX)) < 0)
+    if (ttl_text && (ttl = kp_parse_positive (ttl_text, S_TTL_MAX)) < 0)
         return s_usage_error ("--ttl must be a number of seconds, 1 to a year: '%s'",
                               ttl_text);
     int64_t timeout = S_DEFAULT_TIMEOUT;
-    if (timeout_text && (timeout = s_parse_positive (timeout_text, 3600000)) < 0)
+    if (timeout_text && (timeout = kp_parse_positive (timeout_text, 3600000)) < 0)
         return s_usage_error ("--timeout must be milliseconds, 1 to 3600000: '%s'",
                               timeout_text);
 

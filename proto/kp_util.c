@@ -281,3 +281,23 @@ kp_role_from_name (const char *name)
 {
     return (Kp__Wire__Role) s_enum_from_name (&kp__wire__role__descriptor, name);
 }
+
+//  --------------------------------------------------------------------------
+//  Parse a positive decimal integer no larger than max; see kp_util.h
+
+int64_t
+kp_parse_positive (const char *text, int64_t max)
+{
+    if (!text || !*text)
+        return -1;
+    int64_t value = 0;
+    for (const char *cursor = text; *cursor; cursor++) {
+        if (*cursor < '0' || *cursor > '9')
+            return -1;
+        int digit = *cursor - '0';
+        if (value > (max - digit) / 10)
+            return -1;              //  past max, checked before it can overflow
+        value = value * 10 + digit;
+    }
+    return value > 0? value: -1;
+}

@@ -60,6 +60,11 @@ Kp__Wire__Command *
 bool
     kp_message_strings_valid (const ProtobufCMessage *message);
 
+//  A positive decimal integer no larger than max (a command-line number),
+//  or -1 if text is not one.
+int64_t
+    kp_parse_positive (const char *text, int64_t max);
+
 //  True if text is strict UTF-8 (no overlongs, surrogates or code points
 //  past U+10FFFF).
 bool

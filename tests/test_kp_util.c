@@ -108,3 +108,19 @@ Test (kp_util, enum_names_round_trip)
     cr_assert_str_eq (kp_status_name (KP__WIRE__STATUS_KIND__DELIVERED), "DELIVERED");
     cr_assert_str_eq (kp_event_name (KP__WIRE__EVENT_KIND__ACCEPTED), "ACCEPTED");
 }
+
+Test (kp_util, parse_positive_takes_only_plain_positive_decimals_up_to_max)
+{
+    cr_assert_eq (kp_parse_positive ("1", 10), 1);
+    cr_assert_eq (kp_parse_positive ("10", 10), 10);
+    cr_assert_eq (kp_parse_positive ("11", 10), -1);
+    cr_assert_eq (kp_parse_positive ("0", 10), -1);
+    cr_assert_eq (kp_parse_positive ("", 10), -1);
+    cr_assert_eq (kp_parse_positive (NULL, 10), -1);
+    cr_assert_eq (kp_parse_positive ("-5", 10), -1);
+    cr_assert_eq (kp_parse_positive ("5x", 10), -1);
+    cr_assert_eq (kp_parse_positive (" 5", 10), -1);
+    cr_assert_eq (kp_parse_positive ("99999999999999999999999", INT64_MAX), -1);
+    cr_assert_eq (kp_parse_positive ("9223372036854775807", INT64_MAX), INT64_MAX);
+    cr_assert_eq (kp_parse_positive ("9223372036854775808", INT64_MAX), -1);
+}
