@@ -8,8 +8,12 @@
     each record is [u32 length][u32 CRC32C of payload][payload], little
     endian (docs/LOG_FORMAT.md). Records get a sequence number from 0 and a
     position (opaque, stable for the life of the log) to read them back.
-    Appends are buffered in the page cache until kp_log_sync, which makes
-    every record appended so far durable with one fdatasync (group commit).
+    Appends are buffered in memory (a write buffer of up to 1 MiB per log)
+    and written with one write when kp_log_sync is called (or when the
+    buffer fills, at rollover, before kp_log_replay or kp_log_erase, and in
+    kp_log_destroy); kp_log_sync then makes every record appended so far
+    durable with one fdatasync (group commit). Records in the buffer, and
+    the last batch written, are read back from memory.
     On open, a torn last record is cut (if allowed); a bad record anywhere
     else makes open fail with a message naming the file and offset.
     Positions survive close and reopen (segments are never removed), so
@@ -52,14 +56,17 @@ kp_log_t *
 kp_log_t *
     kp_log_open_readonly (const char *dir, kp_log_status_t *status_p);
 
-//  Close the log (does not sync). Idempotent; nulls *self_p.
+//  Close the log: writes records still in the write buffer to the file,
+//  but does not sync them. Idempotent; nulls *self_p.
 void
     kp_log_destroy (kp_log_t **self_p);
 
 //  Append one record of size bytes (size > 0, <= KP_LOG_MAX_RECORD).
 //  Sets *seq_p to its sequence number and *pos_p to its position. Not durable
-//  until kp_log_sync returns 0. Returns -1 on a write error: the log cut
-//  itself back to the last whole record and refuses further appends.
+//  until kp_log_sync returns 0. Returns -1 on a write error (the record goes
+//  to a write buffer, so the error shows when a full buffer is written):
+//  the log cut itself back to the last whole record and refuses further
+//  appends; records of the failed batch are lost, and kp_log_sync fails.
 //  A record over KP_LOG_MAX_RECORD is refused (-1, logged) without entering
 //  that state; size 0 is a programming error and asserts.
 #define KP_LOG_MAX_RECORD (64u * 1024 * 1024)
@@ -67,10 +74,11 @@ int
     kp_log_append (kp_log_t *self, const void *data, size_t size,
                    uint64_t *seq_p, uint64_t *pos_p) KP_MUST_CHECK;
 
-//  Make every record appended so far durable (fdatasync of the segments
-//  touched since the last sync, and fsync of the directory after a new
-//  segment). Returns 0, or -1: then the caller must stop accepting and exit
-//  (after an fsync error the kernel may have dropped the dirty pages).
+//  Make every record appended so far durable: write the write buffer, then
+//  fdatasync the last segment (a rollover synced the ones before). Returns
+//  0, or -1: then the caller must stop accepting and exit (after an fsync
+//  error the kernel may have dropped the dirty pages; after a failed write,
+//  records appended since the last sync were lost).
 int
     kp_log_sync (kp_log_t *self) KP_MUST_CHECK;
 
@@ -100,8 +108,9 @@ uint64_t
 int
     kp_log_seek (kp_log_t *self, uint64_t seq, uint64_t *pos_p) KP_MUST_CHECK;
 
-//  Visit every record from the first, in order. Returns 0, or -1 if the
-//  visitor stopped it or a read failed.
+//  Visit every record from the first, in order (writing the write buffer
+//  first). Checksums checked by the open are not checked again. Returns 0,
+//  or -1 if the visitor stopped it, or a read or that write failed.
 //  The data passed to the visitor is valid during the call only; the
 //  visitor may call kp_log_read, but not kp_log_replay.
 int
@@ -120,7 +129,17 @@ uint64_t
     kp_log_sync_count (kp_log_t *self);
 
 //  The CRC32C (Castagnoli) of data, continuing from crc (start with 0).
+//  Uses the CPU's crc32 instruction where it has SSE4.2, else software.
 uint32_t
     kp_crc32c (uint32_t crc, const void *data, size_t size);
+
+//  The same CRC32C, always in software (slicing-by-8): the fallback of
+//  kp_crc32c, callable on its own so that tests check both.
+uint32_t
+    kp_crc32c_software (uint32_t crc, const void *data, size_t size);
+
+//  True if kp_crc32c uses the CPU's crc32 instruction (SSE4.2).
+bool
+    kp_crc32c_accelerated (void);
 
 #endif

@@ -8,12 +8,16 @@
     Level k holds, back to back, the 32-byte hashes of every complete,
     aligned subtree of 2^k leaves: hash i covers leaves [i*2^k, (i+1)*2^k).
     Level 0 holds the leaf hashes and defines the size; level k always has
-    exactly size >> k hashes. Appends write at explicit offsets (pwrite),
-    reads use pread; nothing is mapped, so memory does not grow with the
-    tree. The right edge (the last complete subtree of every level whose
-    bit is set in the size) is kept in memory, so the root of the whole
-    tree costs no read and an append writes one hash plus one per carry.
-    Owned by one thread; not thread-safe.
+    exactly size >> k hashes. An append makes one hash plus one per carry;
+    they go to a buffer per level (up to S_PENDING_HASHES), written with
+    one pwrite per level by kp_merkle_sync, when the buffer is full, and on
+    destroy. Reads use pread, or the buffer for hashes not yet written;
+    nothing is mapped, so memory does not grow with the tree. The right
+    edge (the last complete subtree of every level whose bit is set in the
+    size) is kept in memory, so the root of the whole tree costs no read.
+    Hashes lost from the buffers in a crash are harmless: the tree is
+    trusted only up to the last checkpoint, and kp_notary syncs it before
+    signing one. Owned by one thread; not thread-safe.
 @end
 */
 #include <czmq.h>
@@ -29,11 +33,18 @@
 #define S_REPAIR_CHUNK      4096        //  parent hashes rebuilt per read
 #define S_ERROR_QUIET_MS    30000       //  one read-error line per 30 s
 #define S_STALE_WALK        1024        //  bad tail hashes checked one by one
+#define S_PENDING_START     32          //  first size of a level's buffer, hashes
+#define S_PENDING_HASHES    2048        //  a level's buffer is written when full
 
-//  One level file
+//  One level file, and its hashes not yet written
 typedef struct {
     int fd;                         //  open file, -1 if none yet
     char *path;                     //  DIR/level-NN, NULL if none yet
+    uint64_t written;               //  hashes in the file; pending follows
+    uint8_t *pending;               //  hashes appended, not yet written
+    size_t pending_count;           //  hashes in pending
+    size_t pending_limit;           //  hashes allocated
+    bool dirty;                     //  changed since the last fdatasync
 } s_level_t;
 
 struct _kp_merkle_t {
@@ -244,12 +255,18 @@ s_read_failed (kp_merkle_t *self, int level, uint64_t index, int err)
 }
 
 //  --------------------------------------------------------------------------
-//  Read hash index of a level file into hash. Returns 0, or -1 (logged).
+//  Read hash index of a level into hash, from its buffer if not written
+//  yet, else from its file. Returns 0, or -1 (logged).
 
 static int
 s_hash_read (kp_merkle_t *self, int level, uint64_t index, uint8_t *hash)
 {
     s_level_t *file = &self->levels [level];
+    if (index >= file->written && index - file->written < file->pending_count) {
+        memcpy (hash, file->pending + (index - file->written) * KP_MERKLE_HASH,
+                KP_MERKLE_HASH);
+        return 0;
+    }
     if (file->fd < 0) {
         s_read_failed (self, level, index, ENOENT);
         return -1;
@@ -389,6 +406,7 @@ static int
 s_level_cut (kp_merkle_t *self, int level, uint64_t count)
 {
     s_level_t *file = &self->levels [level];
+    file->dirty = true;
     if (ftruncate (file->fd, (off_t) (count * KP_MERKLE_HASH))) {
         zsys_error ("kp_merkle: cannot cut %s to %llu hashes: %s", file->path,
                     (unsigned long long) count, strerror (errno));
@@ -538,6 +556,11 @@ s_load (kp_merkle_t *self)
                 return -1;
         }
     }
+    //  Every level file now holds exactly its hashes; sync them all once
+    for (int level = 0; level < S_LEVELS; level++) {
+        self->levels [level].written = size >> level;
+        self->levels [level].dirty = self->levels [level].fd >= 0;
+    }
     return s_edge_load (self, size, &self->edge);
 }
 
@@ -604,6 +627,11 @@ kp_merkle_open (const char *dir)
     for (int level = 0; level < S_LEVELS; level++) {
         self->levels [level].fd = -1;
         self->levels [level].path = NULL;
+        self->levels [level].written = 0;
+        self->levels [level].pending = NULL;
+        self->levels [level].pending_count = 0;
+        self->levels [level].pending_limit = 0;
+        self->levels [level].dirty = false;
     }
     kp_merkle_edge_init (&self->edge);
     self->dir_dirty = false;
@@ -617,7 +645,37 @@ kp_merkle_open (const char *dir)
 }
 
 //  --------------------------------------------------------------------------
-//  Close the tree (does not sync). Idempotent; nulls *self_p.
+//  Write a level's buffered hashes to its file with one pwrite. On a
+//  failure the file is cut back to the hashes written before (a partial
+//  write must not leave a torn hash) and the buffer kept, so a later call
+//  may try again. Returns 0, or -1 (logged).
+
+static int
+s_level_flush (kp_merkle_t *self, int level)
+{
+    s_level_t *file = &self->levels [level];
+    if (file->pending_count == 0)
+        return 0;
+    assert (file->fd >= 0);
+    if (s_pwrite_full (file->fd, file->pending, file->pending_count * KP_MERKLE_HASH,
+                       file->written * KP_MERKLE_HASH)) {
+        int err = errno;
+        zsys_error ("kp_merkle: cannot write %s at hash %llu: %s", file->path,
+                    (unsigned long long) file->written, strerror (err));
+        if (ftruncate (file->fd, (off_t) (file->written * KP_MERKLE_HASH)))
+            zsys_warning ("kp_merkle: cannot cut %s back: %s", file->path,
+                          strerror (errno));
+        return -1;
+    }
+    file->written += file->pending_count;
+    file->pending_count = 0;
+    file->dirty = true;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Close the tree: writes the hashes still in the buffers, but does not
+//  sync them. Idempotent; nulls *self_p.
 
 void
 kp_merkle_destroy (kp_merkle_t **self_p)
@@ -626,9 +684,12 @@ kp_merkle_destroy (kp_merkle_t **self_p)
     if (*self_p) {
         kp_merkle_t *self = *self_p;
         for (int level = S_LEVELS - 1; level >= 0; level--) {
+            if (!self->sync_failed)
+                s_level_flush (self, level);    //  a failure is logged
             if (self->levels [level].fd >= 0)
                 close (self->levels [level].fd);
             free (self->levels [level].path);
+            free (self->levels [level].pending);
         }
         if (self->dir_fd >= 0)
             close (self->dir_fd);
@@ -650,11 +711,11 @@ kp_merkle_size (kp_merkle_t *self)
 
 //  --------------------------------------------------------------------------
 //  Append one leaf by its hash. Leaf n goes to level 0 at index n; each
-//  carry (bit k of n set) completes a subtree of 2^(k+1) leaves, written to
-//  level k+1 at index ((n + 1) >> (k + 1)) - 1. The edge changes only when
-//  every write succeeded; on a failure the files are cut back to the old
-//  size (later appends would overwrite at the same offsets anyway).
-//  Returns 0, or -1 (logged).
+//  carry (bit k of n set) completes a subtree of 2^(k+1) leaves, for level
+//  k+1 at index ((n + 1) >> (k + 1)) - 1. The new hashes go to the levels'
+//  buffers; a full buffer is written first, so the edge and the buffers
+//  change only when every write needed succeeded. Returns 0, or -1
+//  (logged).
 
 int
 kp_merkle_append (kp_merkle_t *self, const uint8_t *leaf_hash)
@@ -675,30 +736,30 @@ kp_merkle_append (kp_merkle_t *self, const uint8_t *leaf_hash)
         kp_merkle_node_hash (self->edge.edge [top], nodes [top], nodes [top + 1]);
         top++;
     }
-    int level;
-    int err = 0;
-    for (level = 0; level <= top; level++) {
+    for (int level = 0; level <= top; level++) {
+        s_level_t *file = &self->levels [level];
         if (s_level_open (self, level, true))
-            break;
-        uint64_t index = ((size + 1) >> level) - 1;
-        if (s_pwrite_full (self->levels [level].fd, nodes [level], KP_MERKLE_HASH,
-                           index * KP_MERKLE_HASH)) {
-            err = errno;
-            break;
+            return -1;
+        if (file->pending_count == S_PENDING_HASHES && s_level_flush (self, level)) {
+            zsys_error ("kp_merkle: leaf %llu not appended to %s",
+                        (unsigned long long) size, self->dir);
+            return -1;
         }
     }
-    if (level <= top) {
-        if (err)
-            zsys_error ("kp_merkle: cannot write %s: %s; leaf %llu not appended",
-                        self->levels [level].path, strerror (err),
-                        (unsigned long long) size);
-        for (int written = 0; written <= level; written++)
-            if (self->levels [written].fd >= 0)
-                if (ftruncate (self->levels [written].fd,
-                               (off_t) ((size >> written) * KP_MERKLE_HASH)))
-                    zsys_warning ("kp_merkle: cannot cut %s back: %s",
-                                  self->levels [written].path, strerror (errno));
-        return -1;
+    for (int level = 0; level <= top; level++) {
+        s_level_t *file = &self->levels [level];
+        assert (file->written + file->pending_count == ((size + 1) >> level) - 1);
+        if (file->pending_count == file->pending_limit) {
+            size_t limit = file->pending_limit? file->pending_limit * 2: S_PENDING_START;
+            uint8_t *pending = (uint8_t *) realloc (file->pending,
+                                                    limit * KP_MERKLE_HASH);
+            assert (pending);
+            file->pending = pending;
+            file->pending_limit = limit;
+        }
+        memcpy (file->pending + file->pending_count * KP_MERKLE_HASH, nodes [level],
+                KP_MERKLE_HASH);
+        file->pending_count++;
     }
     memcpy (self->edge.edge [top], nodes [top], KP_MERKLE_HASH);
     self->edge.size = size + 1;
@@ -706,10 +767,12 @@ kp_merkle_append (kp_merkle_t *self, const uint8_t *leaf_hash)
 }
 
 //  --------------------------------------------------------------------------
-//  fdatasync every level file, and the directory after a level file was
-//  created. A failure is final, as for the log: the kernel may have dropped
-//  the dirty pages, so the tree refuses further appends and syncs; reopen
-//  (which repairs from what is on disk) to go on. Returns 0 or -1 (logged).
+//  Write every level's buffered hashes (one pwrite per level), then
+//  fdatasync every level file changed since the last sync, and the
+//  directory after a level file was created. A failed fdatasync is final,
+//  as for the log: the kernel may have dropped the dirty pages, so the tree
+//  refuses further appends and syncs; reopen (which repairs from what is on
+//  disk) to go on. Returns 0 or -1 (logged).
 
 int
 kp_merkle_sync (kp_merkle_t *self)
@@ -717,15 +780,21 @@ kp_merkle_sync (kp_merkle_t *self)
     assert (self);
     if (self->sync_failed)
         return -1;
+    for (int level = 0; level < S_LEVELS; level++)
+        if (s_level_flush (self, level))
+            return -1;
     for (int level = 0; level < S_LEVELS; level++) {
         s_level_t *file = &self->levels [level];
-        if (file->fd >= 0 && fdatasync (file->fd)) {
+        if (file->fd < 0 || !file->dirty)
+            continue;
+        if (fdatasync (file->fd)) {
             self->sync_failed = true;
             zsys_error ("kp_merkle: fdatasync of %s failed: %s; refusing further "
                         "writes; reopen to recover from what is on disk", file->path,
                         strerror (errno));
             return -1;
         }
+        file->dirty = false;
     }
     if (self->dir_dirty) {
         if (fsync (self->dir_fd)) {
@@ -741,8 +810,10 @@ kp_merkle_sync (kp_merkle_t *self)
 
 //  --------------------------------------------------------------------------
 //  Cut the tree back to size leaves. The new edge is read first (all of it
-//  is below the old size); then every level is cut, level 0 first, since
-//  it decides the size on the next open. Returns 0 or -1 (logged).
+//  is below the old size, in the files or the buffers); then every level
+//  drops the buffered hashes past its new count, and a level whose file
+//  holds more is cut, level 0 first, since it decides the size on the next
+//  open. Returns 0 or -1 (logged).
 
 int
 kp_merkle_truncate (kp_merkle_t *self, uint64_t size)
@@ -760,11 +831,22 @@ kp_merkle_truncate (kp_merkle_t *self, uint64_t size)
     if (s_edge_load (self, size, &edge))
         return -1;
     int rc = 0;
-    for (int level = 0; level < S_LEVELS; level++)
-        if (self->levels [level].fd >= 0 && s_level_cut (self, level, size >> level))
-            rc = -1;
+    for (int level = 0; level < S_LEVELS; level++) {
+        s_level_t *file = &self->levels [level];
+        uint64_t count = size >> level;
+        if (count >= file->written) {
+            assert (count - file->written <= file->pending_count);
+            file->pending_count = (size_t) (count - file->written);
+        }
+        else {
+            file->pending_count = 0;
+            if (file->fd >= 0 && s_level_cut (self, level, count))
+                rc = -1;
+            file->written = count;
+        }
+    }
     //  Cut or not, the files hold the new tree's hashes at the right
-    //  offsets, and appends write at explicit offsets: go on at size
+    //  offsets, and writes go to explicit offsets: go on at size
     self->edge = edge;
     return rc;
 }

@@ -12,8 +12,11 @@
     disk, one file per level (level k holds the hashes of leaves
     [i*2^k, (i+1)*2^k) for every complete i), so any root, inclusion proof
     or consistency proof for any tree size up to size() costs O(log n)
-    reads, never a pass over the log. It reads with pread and keeps only
-    the right edge in memory, so memory does not grow with the log.
+    reads, never a pass over the log. It reads with pread and keeps in
+    memory only the right edge and, per level, the hashes appended since
+    they were last written (at most 64 KiB a level), so memory does not
+    grow with the log. Hashes are written by kp_merkle_sync (one pwrite
+    per level), when a level's buffer fills, and by kp_merkle_destroy.
 
     The tree is derived data: the log is the truth. A tree directory may be
     behind the log (a crash before its pages reached the disk); the owner
@@ -56,7 +59,7 @@ void
 kp_merkle_t *
     kp_merkle_open (const char *dir);
 
-//  Close the tree. Does not sync.
+//  Close the tree. Writes the hashes still buffered; does not sync.
 void
     kp_merkle_destroy (kp_merkle_t **self_p);
 
@@ -64,13 +67,15 @@ void
 uint64_t
     kp_merkle_size (kp_merkle_t *self);
 
-//  Append one leaf, given its leaf hash; writes the new complete subtree
-//  hashes of every level. 0, or -1 on a write error (logged).
+//  Append one leaf, given its leaf hash; buffers the new complete subtree
+//  hashes of every level (a full buffer is written first). 0, or -1 on a
+//  write error (logged; the tree is unchanged).
 int
     kp_merkle_append (kp_merkle_t *self, const uint8_t *leaf_hash)
     __attribute__ ((warn_unused_result));
 
-//  fdatasync every level file. 0 or -1.
+//  Write every buffered hash, then fdatasync every level file changed
+//  since the last sync. 0 or -1.
 int
     kp_merkle_sync (kp_merkle_t *self) __attribute__ ((warn_unused_result));
 

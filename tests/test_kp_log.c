@@ -228,6 +228,48 @@ s_crc32c_bitwise (const uint8_t *data, size_t size)
 //  --------------------------------------------------------------------------
 //  CRC32C
 
+//  The known vectors, through kp_crc32c (the CPU's crc32 instruction where
+//  it has SSE4.2) and through the software path
+typedef uint32_t (s_crc_fn) (uint32_t crc, const void *data, size_t size);
+
+static void
+s_crc_vectors (s_crc_fn *crc32c)
+{
+    cr_assert_eq (crc32c (0, "123456789", 9), 0xE3069283);
+    uint8_t block [32];
+    memset (block, 0, sizeof block);
+    cr_assert_eq (crc32c (0, block, sizeof block), 0x8A9136AA);
+    memset (block, 0xFF, sizeof block);
+    cr_assert_eq (crc32c (0, block, sizeof block), 0x62A8AB43);
+    cr_assert_eq (crc32c (0, NULL, 0), 0);
+}
+
+Test (kp_log, crc32c_software_and_hardware_paths_agree)
+{
+    cr_log_info ("kp_crc32c uses the crc32 instruction: %s",
+                 kp_crc32c_accelerated ()? "yes": "no (both calls are software)");
+    s_crc_vectors (kp_crc32c);
+    s_crc_vectors (kp_crc32c_software);
+    //  A large buffer at every alignment, in one call and continued
+    size_t size = 70000;
+    uint8_t *data = (uint8_t *) malloc (size);
+    cr_assert_not_null (data);
+    uint32_t state = 12345;
+    for (size_t index = 0; index < size; index++) {
+        state = state * 1103515245 + 12345;
+        data [index] = (uint8_t) (state >> 16);
+    }
+    for (size_t start = 0; start < 16; start++) {
+        uint32_t hardware = kp_crc32c (0, data + start, size - start);
+        uint32_t software = kp_crc32c_software (0, data + start, size - start);
+        cr_assert_eq (hardware, software, "start %zu", start);
+        uint32_t split = kp_crc32c (kp_crc32c_software (0, data + start, 1001),
+                                    data + start + 1001, size - start - 1001);
+        cr_assert_eq (split, software, "start %zu, continued", start);
+    }
+    free (data);
+}
+
 Test (kp_log, crc32c_matches_known_vectors)
 {
     cr_assert_eq (kp_crc32c (0, "123456789", 9), 0xE3069283);
@@ -252,10 +294,13 @@ Test (kp_log, crc32c_agrees_with_bitwise_at_every_length_and_alignment)
     for (size_t index = 0; index < sizeof data; index++)
         data [index] = (uint8_t) (index * 167 + 13);
     for (size_t start = 0; start < 8; start++)
-        for (size_t size = 0; start + size <= sizeof data; size++)
-            cr_assert_eq (kp_crc32c (0, data + start, size),
-                          s_crc32c_bitwise (data + start, size),
+        for (size_t size = 0; start + size <= sizeof data; size++) {
+            uint32_t expected = s_crc32c_bitwise (data + start, size);
+            cr_assert_eq (kp_crc32c (0, data + start, size), expected,
                           "start %zu size %zu", start, size);
+            cr_assert_eq (kp_crc32c_software (0, data + start, size), expected,
+                          "software, start %zu size %zu", start, size);
+        }
 }
 
 Test (kp_log, crc32c_continues_across_calls)
@@ -266,6 +311,10 @@ Test (kp_log, crc32c_continues_across_calls)
     for (size_t split = 0; split <= size; split++)
         cr_assert_eq (kp_crc32c (kp_crc32c (0, text, split), text + split, size - split),
                       whole);
+    cr_assert_eq (kp_crc32c_software (0, text, size), whole);
+    for (size_t split = 0; split <= size; split++)
+        cr_assert_eq (kp_crc32c_software (kp_crc32c_software (0, text, split),
+                                          text + split, size - split), whole);
 }
 
 //  --------------------------------------------------------------------------
@@ -886,46 +935,270 @@ Test (kp_log, empty_record_is_a_programming_error, .signal = SIGABRT)
     cr_assert_fail ("an empty append returned %d", rc);
 }
 
-Test (kp_log, write_error_cuts_back_and_refuses_further_appends)
+//  Set a file size limit (the next write past it is short, then fails
+//  with EFBIG, as a full disk does); returns the old limit
+static struct rlimit
+s_file_limit (uint64_t bytes)
 {
-    char *dir = s_log_make (3, SEGMENT_LARGE);
-    kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
-    uint64_t positions [1];
-    s_append_records (log, 1, positions);
-    char *path = s_segment_path (dir, 0);
-    uint64_t good_size = s_file_size (path);
-
-    //  A file size limit makes the next writev short, then fail (EFBIG),
-    //  as a full disk does
     struct rlimit saved, limit;
     cr_assert_eq (getrlimit (RLIMIT_FSIZE, &saved), 0);
     limit = saved;
-    limit.rlim_cur = (rlim_t) good_size + 20;
+    limit.rlim_cur = (rlim_t) bytes;
     signal (SIGXFSZ, SIG_IGN);
     cr_assert_eq (setrlimit (RLIMIT_FSIZE, &limit), 0);
+    return saved;
+}
+
+Test (kp_log, write_error_at_sync_cuts_back_to_the_last_whole_record)
+{
+    char *dir = s_log_make (3, SEGMENT_LARGE);
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    uint64_t positions [2];
+    s_append_records (log, 1, positions);
+    cr_assert_eq (kp_log_sync (log), 0);
+    char *path = s_segment_path (dir, 0);
+    uint64_t good_size = s_file_size (path);
+
+    //  Two more records, in the write buffer: appends cannot fail yet
+    s_append_records (log, 1, positions + 1);
     uint8_t payload [100];
     memset (payload, 0x77, sizeof payload);
     uint64_t seq, pos;
-    int rc = kp_log_append (log, payload, sizeof payload, &seq, &pos);
+    cr_assert_eq (kp_log_append (log, payload, sizeof payload, &seq, &pos), 0);
+    cr_assert_eq (s_file_size (path), good_size, "nothing written before the sync");
+    size_t size;
+    const uint8_t *data = kp_log_read (log, pos, &size);
+    cr_assert (data && size == sizeof payload && data [0] == 0x77, "read from memory");
+
+    //  The limit lets the first buffered record through, not the second
+    uint64_t first_frame = FRAME_SIZE + s_payload_size (4);
+    struct rlimit saved = s_file_limit (good_size + first_frame + 20);
+    int rc = kp_log_sync (log);
     cr_assert_eq (setrlimit (RLIMIT_FSIZE, &saved), 0);
-    cr_assert_eq (rc, -1);
-    cr_assert_eq (s_file_size (path), good_size, "cut back to the last whole record");
+    cr_assert_eq (rc, -1, "a failed write fails the sync");
+    cr_assert_eq (s_file_size (path), good_size + first_frame,
+                  "cut back to the last whole record");
+    cr_assert_eq (kp_log_synced (log), 4);
 
     //  Refused from now on, though the disk has room again
     cr_assert_eq (kp_log_append (log, payload, sizeof payload, &seq, &pos), -1);
-    cr_assert_eq (s_file_size (path), good_size);
-    cr_assert_eq (kp_log_size (log), 4);
-    //  The records before stay readable and can still be made durable
-    size_t size;
-    const uint8_t *data = kp_log_read (log, positions [0], &size);
+    cr_assert_eq (kp_log_sync (log), -1, "records were lost: never durable");
+    cr_assert_eq (s_file_size (path), good_size + first_frame);
+    //  What reached the file stays readable; the lost record does not
+    data = kp_log_read (log, positions [0], &size);
     cr_assert (data && s_payload_is (3, data, size));
-    cr_assert_eq (kp_log_sync (log), 0);
-    cr_assert_eq (kp_log_synced (log), 4);
+    data = kp_log_read (log, positions [1], &size);
+    cr_assert (data && s_payload_is (4, data, size));
+    cr_assert_null (kp_log_read (log, pos, &size));
     kp_log_destroy (&log);
+    cr_assert_eq (s_file_size (path), good_size + first_frame, "destroy wrote nothing");
 
     log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
-    cr_assert_eq (s_replay_check (log), 4);
+    cr_assert_eq (s_replay_check (log), 5);
     kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, write_error_when_the_buffer_fills_fails_the_append)
+{
+    char *dir = s_log_make (3, SEGMENT_LARGE);
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    char *path = s_segment_path (dir, 0);
+    uint64_t good_size = s_file_size (path);
+    //  Two records of 600 KiB do not fit one 1 MiB batch: the second append
+    //  writes the first, and that write fails
+    size_t big = 600 * 1024;
+    uint8_t *payload = (uint8_t *) malloc (big);
+    cr_assert_not_null (payload);
+    memset (payload, 0x5a, big);
+    uint64_t seq, pos;
+    cr_assert_eq (kp_log_append (log, payload, big, &seq, &pos), 0);
+    struct rlimit saved = s_file_limit (good_size + 4096);
+    int rc = kp_log_append (log, payload, big, &seq, &pos);
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &saved), 0);
+    cr_assert_eq (rc, -1);
+    cr_assert_eq (s_file_size (path), good_size, "cut back to the last whole record");
+    cr_assert_eq (kp_log_size (log), 4, "the failed append got no seq");
+    cr_assert_eq (kp_log_sync (log), -1);
+    cr_assert_eq (kp_log_append (log, "x", 1, &seq, &pos), -1);
+    kp_log_destroy (&log);
+    free (payload);
+
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (log), 3);
+    kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+//  --------------------------------------------------------------------------
+//  The write buffer and the tail cache
+
+Test (kp_log, buffered_records_are_read_sought_and_replayed_before_any_write)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    char *path = s_segment_path (dir, 0);
+    uint64_t positions [50];
+    s_append_records (log, 50, positions);
+    cr_assert_eq (s_file_size (path), HEADER_SIZE, "appends wait in memory");
+    uint64_t pos = positions [0];
+    for (uint64_t seq = 0; seq < 50; seq++) {
+        size_t size;
+        const uint8_t *data = kp_log_read (log, positions [seq], &size);
+        cr_assert (data && s_payload_is (seq, data, size), "record %" PRIu64, seq);
+        uint64_t found;
+        cr_assert_eq (kp_log_seek (log, seq, &found), 0);
+        cr_assert_eq (found, positions [seq]);
+        cr_assert_eq (pos, positions [seq]);
+        pos = kp_log_next_pos (log, pos, size);
+    }
+    size_t size;
+    cr_assert_null (kp_log_read (log, positions [7] + 3, &size),
+                    "inside a buffered record");
+    cr_assert_null (kp_log_read (log, positions [49] + FRAME_SIZE + s_payload_size (49),
+                                 &size), "at the end");
+    cr_assert_eq (s_file_size (path), HEADER_SIZE, "reads wrote nothing");
+    cr_assert_eq (kp_log_synced (log), 0);
+    //  Replay sees them all (and writes them first)
+    cr_assert_eq (s_replay_check (log), 50);
+    cr_assert_eq (s_file_size (path), s_record_offset (50));
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_eq (kp_log_synced (log), 50);
+    kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, destroy_writes_buffered_records)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    s_append_records (log, 7, NULL);
+    kp_log_destroy (&log);
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (log), 7);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, reads_cross_a_rollover_with_records_still_buffered)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, 1024, true, KP_LOG_OK);
+    uint64_t positions [100];
+    s_append_records (log, 100, positions);
+    uint64_t starts [100];
+    size_t segments = s_segment_starts (100, 1024, starts, 100);
+    cr_assert_geq (segments, 4);
+    cr_assert_eq (positions [99] >> 40, segments - 1);
+    //  Rollovers wrote and synced the full segments; the last one's
+    //  records are still in the write buffer
+    char *last = s_segment_path (dir, starts [segments - 1]);
+    cr_assert_eq (s_file_size (last), HEADER_SIZE);
+    cr_assert_eq (kp_log_synced (log), starts [segments - 1]);
+    uint64_t pos = positions [0];
+    for (uint64_t seq = 0; seq < 100; seq++) {
+        size_t size;
+        const uint8_t *data = kp_log_read (log, positions [seq], &size);
+        cr_assert (data && s_payload_is (seq, data, size), "record %" PRIu64, seq);
+        uint64_t found;
+        cr_assert_eq (kp_log_seek (log, seq, &found), 0);
+        cr_assert_eq (found, positions [seq], "seek of %" PRIu64, seq);
+        cr_assert_eq (pos, positions [seq], "next_pos chain at %" PRIu64, seq);
+        pos = kp_log_next_pos (log, pos, size);
+    }
+    //  Erasing a buffered record writes it first
+    cr_assert_eq (kp_log_erase (log, positions [98]), 0);
+    size_t size;
+    const uint8_t *data = kp_log_read (log, positions [98], &size);
+    cr_assert_not_null (data);
+    for (size_t index = 0; index < size; index++)
+        cr_assert_eq (data [index], 0);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+
+    log = s_open (dir, 1024, false, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 100);
+    for (uint64_t seq = 0; seq < 100; seq++) {
+        data = kp_log_read (log, positions [seq], &size);
+        cr_assert_not_null (data);
+        cr_assert (seq == 98 || s_payload_is (seq, data, size));
+    }
+    kp_log_destroy (&log);
+    free (last);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, the_last_batch_written_is_read_from_memory)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    uint64_t positions [20];
+    s_append_records (log, 10, positions);
+    cr_assert_eq (kp_log_sync (log), 0);
+    //  Spoil record 5 in the file behind the log's back: the tail cache
+    //  still has the batch, so the read does not see the damage
+    char *path = s_segment_path (dir, 0);
+    int fd = open (path, O_WRONLY);
+    cr_assert_geq (fd, 0);
+    uint8_t junk [4] = { 1, 2, 3, 4 };
+    off_t at = (off_t) (s_record_offset (5) + FRAME_SIZE);
+    cr_assert_eq (pwrite (fd, junk, sizeof junk, at), (ssize_t) sizeof junk);
+    close (fd);
+    size_t size;
+    const uint8_t *data = kp_log_read (log, positions [5], &size);
+    cr_assert (data && s_payload_is (5, data, size), "served from the tail cache");
+    //  The next batch takes the cache: record 5 is read from the file now
+    s_append_records (log, 10, positions + 10);
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_null (kp_log_read (log, positions [5], &size), "the damage shows");
+    data = kp_log_read (log, positions [15], &size);
+    cr_assert (data && s_payload_is (15, data, size));
+    data = kp_log_read (log, positions [4], &size);
+    cr_assert (data && s_payload_is (4, data, size));
+    kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, replay_after_open_does_not_check_checksums_again)
+{
+    char *dir = s_log_make (10, SEGMENT_LARGE);
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    //  Damage a record after the open checked it: the replay trusts the
+    //  open (only this process writes the log), a read still checks
+    char *path = s_segment_path (dir, 0);
+    int fd = open (path, O_WRONLY);
+    cr_assert_geq (fd, 0);
+    uint8_t junk [1] = { 0xEE };
+    cr_assert_eq (pwrite (fd, junk, 1, (off_t) (s_record_offset (3) + FRAME_SIZE)), 1);
+    close (fd);
+    s_replay_t replay = { 0, 0, NULL, true };
+    cr_assert_eq (kp_log_replay (log, s_replay_visit, &replay), 0);
+    cr_assert_eq (replay.count, 10);
+    uint64_t pos;
+    cr_assert_eq (kp_log_seek (log, 3, &pos), 0);
+    size_t size;
+    cr_assert_null (kp_log_read (log, pos, &size));
+    //  Records appended after the open are checked by the replay
+    s_append_records (log, 2, NULL);
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_eq (kp_log_seek (log, 11, &pos), 0);
+    fd = open (path, O_WRONLY);
+    cr_assert_geq (fd, 0);
+    cr_assert_eq (pwrite (fd, junk, 1, (off_t) ((pos & ((UINT64_C (1) << 40) - 1))
+                                                + FRAME_SIZE)), 1);
+    close (fd);
+    replay = (s_replay_t) { 0, 0, NULL, true };
+    cr_assert_eq (kp_log_replay (log, s_replay_visit, &replay), -1);
+    cr_assert_eq (replay.count, 11);
+    kp_log_destroy (&log);
+    //  And the next open finds the damage
+    kp_log_status_t status;
+    cr_assert_null (kp_log_open (dir, SEGMENT_LARGE, true, &status));
+    cr_assert_eq (status, KP_LOG_CORRUPT);
     free (path);
     s_dir_remove (&dir);
 }

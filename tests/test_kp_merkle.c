@@ -6,6 +6,8 @@
     =========================================================================
 */
 #include <criterion/criterion.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -733,6 +735,8 @@ Test (kp_merkle, edge_root_equals_stored_root_for_every_size)
         cr_assert_eq (kp_merkle_leaf (tree, index, leaf), 0);
         cr_assert_arr_eq (leaf, leaves [index], HASH);
     }
+    //  The hashes are buffered until a sync writes them
+    cr_assert_eq (kp_merkle_sync (tree), 0);
     s_assert_levels_fit (dir, BIG_TREE);
     free (roots);
     free (leaves);
@@ -861,8 +865,9 @@ s_fixture_check (s_fixture_t *fixture, uint64_t size)
         s_check_consistency (tree, leaves, roots, 1 + size / 2, size, false);
     }
     s_append (tree, leaves, size, BIG_TREE);
-    s_assert_levels_fit (fixture->tree_dir, BIG_TREE);
     s_assert_roots (tree, roots);
+    cr_assert_eq (kp_merkle_sync (tree), 0);
+    s_assert_levels_fit (fixture->tree_dir, BIG_TREE);
     kp_merkle_destroy (&tree);
 }
 
@@ -1027,6 +1032,7 @@ Test (kp_merkle, truncate_then_append_again)
         s_append (tree, leaves, sizes [item], BIG_TREE);
         cr_assert_eq (kp_merkle_root (tree, BIG_TREE, root), 0);
         cr_assert_arr_eq (root, roots [BIG_TREE], HASH);
+        cr_assert_eq (kp_merkle_sync (tree), 0);
         s_assert_levels_fit (fixture.tree_dir, BIG_TREE);
     }
     //  Truncated and reopened
@@ -1035,6 +1041,171 @@ Test (kp_merkle, truncate_then_append_again)
     kp_merkle_destroy (&tree);
     s_fixture_check (&fixture, 333);
     s_fixture_stop (&fixture);
+}
+
+//  --------------------------------------------------------------------------
+//  The write buffers: hashes appended since the last sync live in memory
+//  (up to 2048 a level), and every read must see them
+
+#define LONG_TREE       5000        //  more leaves than one level buffer holds
+
+//  Roots of every size [0, count], streamed through an edge (which the
+//  tests above check against the reference)
+static uint8_t (*s_edge_roots (const uint8_t (*leaves) [HASH], uint64_t count)) [HASH]
+{
+    uint8_t (*roots) [HASH] = (uint8_t (*) [HASH]) malloc ((count + 1) * HASH);
+    cr_assert_not_null (roots);
+    kp_merkle_edge_t edge;
+    kp_merkle_edge_init (&edge);
+    for (uint64_t size = 0; size <= count; size++) {
+        kp_merkle_edge_root (&edge, roots [size]);
+        if (size < count)
+            kp_merkle_edge_push (&edge, leaves [size]);
+    }
+    return roots;
+}
+
+Test (kp_merkle, proofs_and_roots_see_hashes_not_yet_written)
+{
+    char *dir = kp_test_tempdir ();
+    uint8_t (*leaves) [HASH] = s_ref_leaves (LONG_TREE);
+    const uint8_t (*fixed) [HASH] = (const uint8_t (*) [HASH]) leaves;
+    uint8_t (*roots) [HASH] = s_edge_roots (fixed, LONG_TREE);
+    const uint8_t (*fixed_roots) [HASH] = (const uint8_t (*) [HASH]) roots;
+    kp_merkle_t *tree = kp_merkle_open (dir);
+    cr_assert_not_null (tree);
+    s_append (tree, fixed, 0, LONG_TREE);
+    //  Level 0 wrote two full buffers, level 1 one; the rest, and every
+    //  higher level, wait in memory
+    cr_assert_eq (s_level_length (dir, 0), 4096 * HASH);
+    cr_assert_eq (s_level_length (dir, 1), 2048 * HASH);
+    cr_assert_eq (s_level_length (dir, 2), 0);
+    uint64_t state = UINT64_C (0x243f6a8885a308d3);
+    for (int pair = 0; pair < 60; pair++) {
+        uint64_t size = 1 + s_random (&state) % LONG_TREE;
+        uint64_t index = s_random (&state) % size;
+        s_check_inclusion (tree, fixed, fixed_roots, index, size, false);
+        uint64_t new_size = 1 + s_random (&state) % LONG_TREE;
+        uint64_t old_size = 1 + s_random (&state) % new_size;
+        s_check_consistency (tree, fixed, fixed_roots, old_size, new_size, false);
+    }
+    const uint64_t sizes [] = { 1, 2047, 2048, 2049, 4095, 4096, 4097, 4999, 5000 };
+    for (size_t item = 0; item < sizeof sizes / sizeof sizes [0]; item++) {
+        uint64_t size = sizes [item];
+        uint8_t root [HASH], leaf [HASH];
+        cr_assert_eq (kp_merkle_root (tree, size, root), 0);
+        cr_assert_arr_eq (root, roots [size], HASH, "root of %llu",
+                          (unsigned long long) size);
+        cr_assert_eq (kp_merkle_leaf (tree, size - 1, leaf), 0);
+        cr_assert_arr_eq (leaf, leaves [size - 1], HASH);
+        s_check_inclusion (tree, fixed, fixed_roots, size - 1, size, false);
+        s_check_consistency (tree, fixed, fixed_roots, size, LONG_TREE, false);
+    }
+    //  A sync writes them all, one write per level, and nothing changes
+    cr_assert_eq (kp_merkle_sync (tree), 0);
+    s_assert_levels_fit (dir, LONG_TREE);
+    s_check_inclusion (tree, fixed, fixed_roots, 4321, LONG_TREE, false);
+    kp_merkle_destroy (&tree);
+    free (roots);
+    free (leaves);
+    kp_test_rmtree (dir);
+    free (dir);
+}
+
+Test (kp_merkle, truncate_drops_buffered_hashes_and_cuts_written_ones)
+{
+    char *dir = kp_test_tempdir ();
+    uint8_t (*leaves) [HASH] = s_ref_leaves (LONG_TREE);
+    const uint8_t (*fixed) [HASH] = (const uint8_t (*) [HASH]) leaves;
+    uint8_t (*roots) [HASH] = s_edge_roots (fixed, LONG_TREE);
+    const uint8_t (*fixed_roots) [HASH] = (const uint8_t (*) [HASH]) roots;
+    kp_merkle_t *tree = kp_merkle_open (dir);
+    cr_assert_not_null (tree);
+    s_append (tree, fixed, 0, 3000);
+    cr_assert_eq (s_level_length (dir, 0), 2048 * HASH);
+
+    //  Into the buffer only: no file changes
+    cr_assert_eq (kp_merkle_truncate (tree, 2500), 0);
+    cr_assert_eq (kp_merkle_size (tree), 2500);
+    cr_assert_eq (s_level_length (dir, 0), 2048 * HASH);
+    uint8_t root [HASH];
+    cr_assert_eq (kp_merkle_root (tree, 2500, root), 0);
+    cr_assert_arr_eq (root, roots [2500], HASH);
+    cr_assert_eq (kp_merkle_root (tree, 2100, root), 0);
+    cr_assert_arr_eq (root, roots [2100], HASH);
+    s_check_inclusion (tree, fixed, fixed_roots, 2499, 2500, false);
+
+    //  Below what level 0 wrote: the file is cut, the buffers emptied
+    cr_assert_eq (kp_merkle_truncate (tree, 1000), 0);
+    cr_assert_eq (s_level_length (dir, 0), 1000 * HASH);
+    cr_assert_eq (kp_merkle_root (tree, 1000, root), 0);
+    cr_assert_arr_eq (root, roots [1000], HASH);
+    s_check_consistency (tree, fixed, fixed_roots, 777, 1000, false);
+
+    //  Appending again gives the same tree
+    s_append (tree, fixed, 1000, LONG_TREE);
+    for (uint64_t size = 0; size <= LONG_TREE; size += 7) {
+        cr_assert_eq (kp_merkle_root (tree, size, root), 0);
+        cr_assert_arr_eq (root, roots [size], HASH, "root of %llu",
+                          (unsigned long long) size);
+    }
+    s_check_consistency (tree, fixed, fixed_roots, 999, LONG_TREE, false);
+
+    //  Truncated inside the buffers, then closed without a sync: destroy
+    //  writes what is buffered, and the files fit
+    cr_assert_eq (kp_merkle_truncate (tree, 4500), 0);
+    kp_merkle_destroy (&tree);
+    s_assert_levels_fit (dir, 4500);
+    tree = kp_merkle_open (dir);
+    cr_assert_not_null (tree);
+    cr_assert_eq (kp_merkle_size (tree), 4500);
+    for (uint64_t size = 0; size <= 4500; size += 11) {
+        cr_assert_eq (kp_merkle_root (tree, size, root), 0);
+        cr_assert_arr_eq (root, roots [size], HASH);
+    }
+    kp_merkle_destroy (&tree);
+    free (roots);
+    free (leaves);
+    kp_test_rmtree (dir);
+    free (dir);
+}
+
+Test (kp_merkle, a_failed_write_leaves_the_tree_unchanged)
+{
+    char *dir = kp_test_tempdir ();
+    uint8_t (*leaves) [HASH] = s_ref_leaves (LONG_TREE);
+    const uint8_t (*fixed) [HASH] = (const uint8_t (*) [HASH]) leaves;
+    uint8_t (*roots) [HASH] = s_edge_roots (fixed, LONG_TREE);
+    kp_merkle_t *tree = kp_merkle_open (dir);
+    cr_assert_not_null (tree);
+    s_append (tree, fixed, 0, 2048);
+    //  The next append writes level 0's full buffer; a file size limit
+    //  makes that write fail
+    struct rlimit saved, limit;
+    cr_assert_eq (getrlimit (RLIMIT_FSIZE, &saved), 0);
+    limit = saved;
+    limit.rlim_cur = 1000;
+    signal (SIGXFSZ, SIG_IGN);
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &limit), 0);
+    int rc = kp_merkle_append (tree, leaves [2048]);
+    int sync_rc = kp_merkle_sync (tree);
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &saved), 0);
+    cr_assert_eq (rc, -1);
+    cr_assert_eq (sync_rc, -1);
+    cr_assert_eq (kp_merkle_size (tree), 2048);
+    cr_assert_eq (s_level_length (dir, 0), 0, "cut back: no partial hashes");
+    uint8_t root [HASH];
+    cr_assert_eq (kp_merkle_root (tree, 2000, root), 0);
+    cr_assert_arr_eq (root, roots [2000], HASH);
+    //  The disk has room again: the buffered hashes are written after all
+    s_append (tree, fixed, 2048, 2100);
+    cr_assert_eq (kp_merkle_sync (tree), 0);
+    s_assert_levels_fit (dir, 2100);
+    kp_merkle_destroy (&tree);
+    free (roots);
+    free (leaves);
+    kp_test_rmtree (dir);
+    free (dir);
 }
 
 //  --------------------------------------------------------------------------
