@@ -206,22 +206,6 @@ s_writev_full (int fd, struct iovec *iov, int count)
     return 0;
 }
 
-//  --------------------------------------------------------------------------
-//  fsync a directory by path (for the parent of a directory we created).
-//  Returns 0 or -1 with errno set.
-
-static int
-s_fsync_path (const char *path)
-{
-    int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync (fd);
-    int err = errno;
-    close (fd);
-    errno = err;
-    return rc;
-}
 
 //  --------------------------------------------------------------------------
 //  Make bytes [offset, offset + want) of the window's file available in the
@@ -830,51 +814,6 @@ cleanup:
     return status;
 }
 
-//  --------------------------------------------------------------------------
-//  Make sure dir exists (creating it, and syncing its parent, if not) and
-//  open it for fsync. Returns 0, or -1 (logged).
-
-static int
-s_dir_open (kp_log_t *self)
-{
-    struct stat info;
-    bool created = false;
-    if (stat (self->dir, &info) == 0) {
-        if (!S_ISDIR (info.st_mode)) {
-            zsys_error ("kp_log: %s is not a directory", self->dir);
-            return -1;
-        }
-    }
-    else if (errno == ENOENT && !self->read_only) {
-        if (zsys_dir_create ("%s", self->dir)) {
-            zsys_error ("kp_log: cannot create %s: %s", self->dir, strerror (errno));
-            return -1;
-        }
-        created = true;
-    }
-    else {
-        zsys_error ("kp_log: cannot use %s: %s", self->dir, strerror (errno));
-        return -1;
-    }
-    self->dir_fd = open (self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (self->dir_fd < 0) {
-        zsys_error ("kp_log: cannot open %s: %s", self->dir, strerror (errno));
-        return -1;
-    }
-    if (created) {
-        char *parent = strdup (self->dir);
-        assert (parent);
-        int rc = s_fsync_path (dirname (parent));
-        int err = errno;
-        free (parent);
-        if (rc) {
-            zsys_error ("kp_log: cannot sync the parent of %s: %s", self->dir,
-                        strerror (err));
-            return -1;
-        }
-    }
-    return 0;
-}
 
 //  --------------------------------------------------------------------------
 //  Open the log in dir, creating dir if missing; see kp_log.h
@@ -939,7 +878,8 @@ s_log_open (const char *dir, size_t segment_size, bool load_truncated, bool read
     self->lost = false;
 
     kp_log_status_t status = KP_LOG_IOERR;
-    if (s_dir_open (self) == 0)
+    self->dir_fd = kp_dir_open (self->dir, !self->read_only, "kp_log");
+    if (self->dir_fd >= 0)
         status = s_log_load (self, load_truncated);
     *status_p = status;
     if (status != KP_LOG_OK && status != KP_LOG_TRUNCATED)

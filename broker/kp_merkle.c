@@ -216,22 +216,6 @@ s_pwrite_full (int fd, const uint8_t *buffer, size_t size, uint64_t offset)
     return 0;
 }
 
-//  --------------------------------------------------------------------------
-//  fsync a directory by path (the parent of a directory we created).
-//  Returns 0 or -1 with errno set.
-
-static int
-s_fsync_path (const char *path)
-{
-    int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync (fd);
-    int err = errno;
-    close (fd);
-    errno = err;
-    return rc;
-}
 
 //  --------------------------------------------------------------------------
 //  Log a read failure, at most one line per S_ERROR_QUIET_MS (proofs are
@@ -564,51 +548,6 @@ s_load (kp_merkle_t *self)
     return s_edge_load (self, size, &self->edge);
 }
 
-//  --------------------------------------------------------------------------
-//  Make sure dir exists (creating it mode 0700, and syncing its parent, if
-//  not) and open it for fsync. Returns 0, or -1 (logged).
-
-static int
-s_dir_open (kp_merkle_t *self)
-{
-    struct stat info;
-    bool created = false;
-    if (stat (self->dir, &info) == 0) {
-        if (!S_ISDIR (info.st_mode)) {
-            zsys_error ("kp_merkle: %s is not a directory", self->dir);
-            return -1;
-        }
-    }
-    else if (errno == ENOENT) {
-        if (mkdir (self->dir, 0700) || chmod (self->dir, 0700)) {
-            zsys_error ("kp_merkle: cannot create %s: %s", self->dir, strerror (errno));
-            return -1;
-        }
-        created = true;
-    }
-    else {
-        zsys_error ("kp_merkle: cannot use %s: %s", self->dir, strerror (errno));
-        return -1;
-    }
-    self->dir_fd = open (self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (self->dir_fd < 0) {
-        zsys_error ("kp_merkle: cannot open %s: %s", self->dir, strerror (errno));
-        return -1;
-    }
-    if (created) {
-        char *parent = strdup (self->dir);
-        assert (parent);
-        int rc = s_fsync_path (dirname (parent));
-        int err = errno;
-        free (parent);
-        if (rc) {
-            zsys_error ("kp_merkle: cannot sync the parent of %s: %s", self->dir,
-                        strerror (err));
-            return -1;
-        }
-    }
-    return 0;
-}
 
 //  --------------------------------------------------------------------------
 //  Open (creating if absent) the tree kept in dir; see kp_merkle.h. Costs
@@ -639,7 +578,8 @@ kp_merkle_open (const char *dir)
     self->read_error_ms = 0;
     self->read_errors_quiet = 0;
 
-    if (s_dir_open (self) || s_load (self))
+    self->dir_fd = kp_dir_open (self->dir, true, "kp_merkle");
+    if (self->dir_fd < 0 || s_load (self))
         kp_merkle_destroy (&self);
     return self;
 }

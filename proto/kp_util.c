@@ -6,6 +6,10 @@
 */
 #include "kp_util.h"
 #include <ctype.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 int kp_verbose = 0;
@@ -300,4 +304,65 @@ kp_parse_positive (const char *text, int64_t max)
         value = value * 10 + digit;
     }
     return value > 0? value: -1;
+}
+
+//  --------------------------------------------------------------------------
+//  Open a directory for fsync, creating it if asked; see kp_util.h
+
+static int
+s_fsync_path (const char *path)
+{
+    int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync (fd);
+    int err = errno;
+    close (fd);
+    errno = err;
+    return rc;
+}
+
+int
+kp_dir_open (const char *dir, bool create, const char *owner)
+{
+    assert (dir);
+    assert (owner);
+    struct stat info;
+    bool created = false;
+    if (stat (dir, &info) == 0) {
+        if (!S_ISDIR (info.st_mode)) {
+            zsys_error ("%s: %s is not a directory", owner, dir);
+            return -1;
+        }
+    }
+    else
+    if (errno == ENOENT && create) {
+        if (zsys_dir_create ("%s", dir) || chmod (dir, 0700)) {
+            zsys_error ("%s: cannot create %s: %s", owner, dir, strerror (errno));
+            return -1;
+        }
+        created = true;
+    }
+    else {
+        zsys_error ("%s: cannot use %s: %s", owner, dir, strerror (errno));
+        return -1;
+    }
+    int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        zsys_error ("%s: cannot open %s: %s", owner, dir, strerror (errno));
+        return -1;
+    }
+    if (created) {
+        char *parent = strdup (dir);
+        assert (parent);
+        int rc = s_fsync_path (dirname (parent));
+        int err = errno;
+        free (parent);
+        if (rc) {
+            zsys_error ("%s: cannot sync the parent of %s: %s", owner, dir, strerror (err));
+            close (fd);
+            return -1;
+        }
+    }
+    return fd;
 }

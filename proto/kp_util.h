@@ -65,6 +65,13 @@ bool
 int64_t
     kp_parse_positive (const char *text, int64_t max);
 
+//  Make sure dir exists and open it for fsync (O_DIRECTORY). If it is
+//  missing and create is set, create it (mode 0700, parents as needed) and
+//  fsync its parent, so the new entry is durable. owner names the caller in
+//  the one line logged on failure. Returns the descriptor, or -1.
+int
+    kp_dir_open (const char *dir, bool create, const char *owner);
+
 //  True if text is strict UTF-8 (no overlongs, surrogates or code points
 //  past U+10FFFF).
 bool
