@@ -9,7 +9,10 @@
     16-byte header ("KPLOG001" + first seq, u64 LE) and holds framed
     records: [u32 length LE][u32 CRC32C of payload LE][payload]. Only the
     last segment takes appends. The byte format and the recovery rules are
-    in docs/LOG_FORMAT.md. Owned by one thread; not thread-safe.
+    in docs/LOG_FORMAT.md. Owned by one thread; not thread-safe, but for
+    the helper thread of kp_log_sync_both (self, other), which only calls
+    fdatasync on the descriptor of other's last segment, passed to it over
+    a socket pair, while the owner waits for its answer: it shares no memory.
 
     Appends go to a write buffer in memory (pending, up to S_WRITE_BUFFER)
     and reach the file with one write when kp_log_sync is called, when the
@@ -25,6 +28,9 @@
 #endif
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -84,6 +90,10 @@ struct _kp_log_t {
     uint64_t tail_offset;           //  file offset of tail [0]
     uint64_t verified;              //  records whose CRC open checked
     bool lost;                      //  a failed write lost appended records
+    pthread_t helper;               //  kp_log_sync_both's fdatasync thread
+    bool helper_running;            //  helper started and not yet joined
+    bool helper_refused;            //  could not start: sync both in turn
+    int helper_channel;             //  our end of the helper's socket pair
 };
 
 //  A window of one segment file in the log's scan buffer, refilled with
@@ -513,22 +523,56 @@ s_segment_writable (s_segment_t *segment)
 }
 
 //  --------------------------------------------------------------------------
-//  fdatasync a segment. A failure is final: the kernel may have dropped the
+//  A sync has three parts, so that kp_log_sync_both can run the middle one
+//  for one of its logs on another thread: s_sync_write (the write buffer to
+//  the file; the log's thread), s_sync_data (the fdatasync alone; any
+//  thread), s_sync_mark (the counters or the failed state; the log's
+//  thread, after s_sync_data returned). kp_log_sync, kp_log_sync_both and
+//  s_roll_over are made of them.
+
+//  --------------------------------------------------------------------------
+//  The fdatasync part of a sync: fdatasync fd. Touches no memory of any
+//  log, so it may run on kp_log_sync_both's helper thread. Returns 0, or
+//  the errno of the failure.
+
+static int
+s_sync_data (int fd)
+{
+    return fdatasync (fd) == 0? 0: errno;
+}
+
+//  --------------------------------------------------------------------------
+//  The last part of a sync: s_sync_data of the last segment returned err,
+//  after the write buffer was written. Counts the fdatasync and marks every
+//  record durable. A failure is final: the kernel may have dropped the
 //  dirty pages, so retrying could report success for lost data. Returns 0,
 //  or -1 (logged) and the log refuses all further writes.
 
 static int
-s_segment_sync (kp_log_t *self, s_segment_t *segment)
+s_sync_mark (kp_log_t *self, int err)
 {
-    if (fdatasync (segment->fd)) {
+    assert (self->pending_fill == 0);
+    if (err) {
         self->sync_failed = true;
         zsys_error ("kp_log: fdatasync of %s failed: %s; refusing all further writes; "
                     "restart to recover from what is on disk",
-                    segment->path, strerror (errno));
+                    self->segments [self->segment_count - 1].path, strerror (err));
         return -1;
     }
     self->sync_count++;
+    self->synced = self->next_seq;
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  fdatasync the last segment on this thread, the write buffer written:
+//  s_sync_data then s_sync_mark. Returns 0, or -1 (logged) and the log
+//  refuses all further writes.
+
+static int
+s_segment_sync (kp_log_t *self)
+{
+    return s_sync_mark (self, s_sync_data (self->segments [self->segment_count - 1].fd));
 }
 
 //  --------------------------------------------------------------------------
@@ -876,6 +920,9 @@ s_log_open (const char *dir, size_t segment_size, bool load_truncated, bool read
     self->tail_offset = 0;
     self->verified = 0;
     self->lost = false;
+    self->helper_running = false;   //  self->helper is set when it starts
+    self->helper_refused = false;
+    self->helper_channel = -1;
 
     kp_log_status_t status = KP_LOG_IOERR;
     self->dir_fd = kp_dir_open (self->dir, !self->read_only, "kp_log");
@@ -888,10 +935,12 @@ s_log_open (const char *dir, size_t segment_size, bool load_truncated, bool read
 }
 
 //  --------------------------------------------------------------------------
-//  Close the log: write what is still in the write buffer (without a
-//  sync, so it is not made durable), then close. Idempotent; nulls *self_p.
+//  Close the log: stop the helper thread of kp_log_sync_both if it runs,
+//  write what is still in the write buffer (without a sync, so it is not
+//  made durable), then close. Idempotent; nulls *self_p.
 
 static int s_flush (kp_log_t *self);
+static void s_helper_stop (kp_log_t *self);
 
 void
 kp_log_destroy (kp_log_t **self_p)
@@ -899,6 +948,7 @@ kp_log_destroy (kp_log_t **self_p)
     assert (self_p);
     if (*self_p) {
         kp_log_t *self = *self_p;
+        s_helper_stop (self);
         if (self->pending_fill > 0 && !self->write_failed && !self->sync_failed)
             s_flush (self);         //  a failure is logged; nothing more to do
         while (self->segment_count > 0)
@@ -1046,9 +1096,8 @@ s_roll_over (kp_log_t *self)
 {
     if (s_flush (self))
         return -1;
-    if (s_segment_sync (self, &self->segments [self->segment_count - 1]))
+    if (s_segment_sync (self))
         return -1;
-    self->synced = self->next_seq;
     if (s_segment_create (self, self->next_seq)) {
         self->write_failed = true;
         return -1;
@@ -1099,24 +1148,190 @@ kp_log_append (kp_log_t *self, const void *data, size_t size,
 }
 
 //  --------------------------------------------------------------------------
-//  Make every record appended so far durable; see kp_log.h. Only the last
-//  segment can hold records not yet synced (s_roll_over syncs the others):
-//  write the buffer to it, then one fdatasync.
+//  What the write part of a sync left to do
+
+typedef enum {
+    S_SYNC_FAILED,                  //  refused, or the write failed: sync fails
+    S_SYNC_CLEAN,                   //  nothing appended since the last sync
+    S_SYNC_DUE                      //  written: the last segment needs fdatasync
+} s_sync_step_t;
+
+//  --------------------------------------------------------------------------
+//  The write part of a sync: refuse if a sync failed or a write lost
+//  records, else write the write buffer to the last segment (the only one
+//  that can hold records not yet synced: s_roll_over syncs the others).
+
+static s_sync_step_t
+s_sync_write (kp_log_t *self)
+{
+    if (self->sync_failed || self->lost)
+        return S_SYNC_FAILED;
+    if (self->synced == self->next_seq)
+        return S_SYNC_CLEAN;
+    if (s_flush (self))
+        return S_SYNC_FAILED;
+    return S_SYNC_DUE;
+}
+
+//  --------------------------------------------------------------------------
+//  Make every record appended so far durable; see kp_log.h. Write the
+//  buffer to the last segment, then one fdatasync.
 
 int
 kp_log_sync (kp_log_t *self)
 {
     assert (self);
-    if (self->sync_failed || self->lost)
-        return -1;
-    if (self->synced == self->next_seq)
+    s_sync_step_t step = s_sync_write (self);
+    if (step != S_SYNC_DUE)
+        return step == S_SYNC_CLEAN? 0: -1;
+    return s_segment_sync (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Send one int over a socket pair of the helper thread, retrying on EINTR
+//  (MSG_NOSIGNAL: a closed peer is an error, never a SIGPIPE). Returns 0,
+//  or -1 (errno set).
+
+static int
+s_int_send (int channel, int value)
+{
+    ssize_t rc;
+    do
+        rc = send (channel, &value, sizeof value, MSG_NOSIGNAL);
+    while (rc < 0 && errno == EINTR);
+    return rc == (ssize_t) sizeof value? 0: -1;
+}
+
+//  --------------------------------------------------------------------------
+//  Receive one int from a socket pair of the helper thread, retrying on
+//  EINTR. Returns 0, or -1 if the peer closed its end or on an error.
+
+static int
+s_int_recv (int channel, int *value_p)
+{
+    ssize_t rc;
+    do
+        rc = recv (channel, value_p, sizeof *value_p, 0);
+    while (rc < 0 && errno == EINTR);
+    return rc == (ssize_t) sizeof *value_p? 0: -1;
+}
+
+//  --------------------------------------------------------------------------
+//  The helper thread of kp_log_sync_both. args is its end of a socket pair
+//  (SOCK_SEQPACKET: whole messages), which it owns: for each descriptor
+//  number received, fdatasync it and send back 0 or the errno. Ends when
+//  the log closes its end (s_helper_stop). All it knows comes over the
+//  pair: it shares no memory with the log's thread, so nothing needs a lock.
+
+static void *
+s_helper_run (void *args)
+{
+    int channel = (int) (intptr_t) args;
+    int fd;
+    while (s_int_recv (channel, &fd) == 0)
+        if (s_int_send (channel, s_sync_data (fd)))
+            break;                  //  cannot happen: the log holds its end
+    close (channel);
+    return NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Start the helper thread of self unless it runs: a socket pair, then the
+//  thread, with every signal blocked in it (signals are for the threads of
+//  the program). Returns 0, or -1 if it cannot (logged once; then
+//  kp_log_sync_both syncs its two logs in turn, on the calling thread).
+
+static int
+s_helper_start (kp_log_t *self)
+{
+    if (self->helper_running)
         return 0;
-    if (s_flush (self))
+    if (self->helper_refused)
         return -1;
-    if (s_segment_sync (self, &self->segments [self->segment_count - 1]))
+    int channels [2];
+    int err = 0;
+    if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channels))
+        err = errno;
+    else {
+        sigset_t blocked, previous;
+        sigfillset (&blocked);
+        pthread_sigmask (SIG_SETMASK, &blocked, &previous);
+        err = pthread_create (&self->helper, NULL, s_helper_run,
+                              (void *) (intptr_t) channels [1]);
+        pthread_sigmask (SIG_SETMASK, &previous, NULL);
+        if (err) {
+            close (channels [0]);
+            close (channels [1]);
+        }
+    }
+    if (err) {
+        zsys_warning ("kp_log: cannot start the sync thread of %s: %s; syncing two "
+                      "logs one after the other", self->dir, strerror (err));
+        self->helper_refused = true;
         return -1;
-    self->synced = self->next_seq;
+    }
+    pthread_setname_np (self->helper, "kp_log sync");   //  for top -H and perf
+    self->helper_channel = channels [0];
+    self->helper_running = true;
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Stop the helper thread of self if it runs: closing our end of the pair
+//  ends its loop; then join it. No request is ever pending here, as
+//  kp_log_sync_both waits for every reply.
+
+static void
+s_helper_stop (kp_log_t *self)
+{
+    if (!self->helper_running)
+        return;
+    close (self->helper_channel);
+    int rc = pthread_join (self->helper, NULL);
+    assert (rc == 0);
+    self->helper_channel = -1;
+    self->helper_running = false;
+}
+
+//  --------------------------------------------------------------------------
+//  Make every record appended so far to both logs durable, the two
+//  fdatasyncs at the same time; see kp_log.h. Both writes happen here,
+//  then b's last segment descriptor goes to a's helper thread, a's
+//  fdatasync runs here, and b's result is awaited before either log is
+//  marked. Only when both logs have records to sync is the helper used.
+
+int
+kp_log_sync_both (kp_log_t *a, kp_log_t *b)
+{
+    assert (!a || a != b);
+    s_sync_step_t step_a = a? s_sync_write (a): S_SYNC_CLEAN;
+    s_sync_step_t step_b = b? s_sync_write (b): S_SYNC_CLEAN;
+    int rc = step_a == S_SYNC_FAILED || step_b == S_SYNC_FAILED? -1: 0;
+    if (step_a == S_SYNC_DUE && step_b == S_SYNC_DUE && s_helper_start (a) == 0) {
+        int fd_b = b->segments [b->segment_count - 1].fd;
+        //  The send cannot block (one request at a time) and never fails
+        //  while the helper runs; if it fails anyway, b is synced here
+        bool handed = s_int_send (a->helper_channel, fd_b) == 0;
+        int err_a = s_sync_data (a->segments [a->segment_count - 1].fd);
+        int err_b;
+        if (handed) {
+            int recv_rc = s_int_recv (a->helper_channel, &err_b);
+            assert (recv_rc == 0);  //  the helper answers every request
+        }
+        else
+            err_b = s_sync_data (fd_b);
+        if (s_sync_mark (a, err_a))
+            rc = -1;
+        if (s_sync_mark (b, err_b))
+            rc = -1;
+    }
+    else {
+        if (step_a == S_SYNC_DUE && s_segment_sync (a))
+            rc = -1;
+        if (step_b == S_SYNC_DUE && s_segment_sync (b))
+            rc = -1;
+    }
+    return rc;
 }
 
 //  --------------------------------------------------------------------------

@@ -18,7 +18,9 @@
     else makes open fail with a message naming the file and offset.
     Positions survive close and reopen (segments are never removed), so
     they may be stored in records, as body_pos is.
-    Owned by one thread; not thread-safe.
+    Owned by one thread; not thread-safe. The one other thread is the
+    helper of kp_log_sync_both (a, b), which belongs to a and touches
+    nothing but the descriptor of b's last segment (see there).
 @end
 */
 #ifndef KP_LOG_H_INCLUDED
@@ -57,7 +59,8 @@ kp_log_t *
     kp_log_open_readonly (const char *dir, kp_log_status_t *status_p);
 
 //  Close the log: writes records still in the write buffer to the file,
-//  but does not sync them. Idempotent; nulls *self_p.
+//  but does not sync them, and joins the helper thread that
+//  kp_log_sync_both (self, ...) started, if any. Idempotent; nulls *self_p.
 void
     kp_log_destroy (kp_log_t **self_p);
 
@@ -81,6 +84,38 @@ int
 //  records appended since the last sync were lost).
 int
     kp_log_sync (kp_log_t *self) KP_MUST_CHECK;
+
+//  Make every record appended so far to both logs durable, syncing the
+//  two at the same time (b's fdatasync on a helper thread while this
+//  thread syncs a). Either may be NULL or have nothing to sync. Returns 0,
+//  or -1 if either failed (same semantics as kp_log_sync for each).
+//  Each log ends as kp_log_sync would leave it: a failure of one does not
+//  stop the other's sync. a and b are different logs, both owned by the
+//  calling thread. Call sequence of a group commit over two logs:
+//
+//      kp_log_append (bodies, ...);  kp_log_append (log, ...);  ...
+//      if (kp_log_sync_both (bodies, log))
+//          stop accepting and exit 1, as after kp_log_sync
+//      send the receipts
+//
+//  Threads: the writes of both batches happen on this thread. Only if
+//  both logs have records to sync is b's fdatasync handed to a's helper
+//  thread (otherwise the one sync runs here, with no handoff). The helper
+//  belongs to a: started by the first call that needs it, it lives until
+//  kp_log_destroy (a) joins it. It receives the number of b's last segment
+//  descriptor over a socket pair, calls fdatasync on it, and answers 0 or
+//  errno the same way; it touches no memory of a or b, and this thread
+//  waits for the answer before it updates either log (synced, the sync
+//  count, the failed state). So b needs no lock, and may be destroyed at
+//  any time between calls. If the helper cannot start (logged once), the
+//  two are synced in turn on this thread.
+//  Order: none between the two logs. A crash during the call may leave
+//  the new records of either one durable and not the other's, whereas
+//  kp_log_sync (a) then kp_log_sync (b) writes b's batch only once a's is
+//  durable (unless b's buffer filled or b rolled over before). Records in
+//  b that point into a must be checked against a on recovery.
+int
+    kp_log_sync_both (kp_log_t *a, kp_log_t *b) KP_MUST_CHECK;
 
 //  Read the record at pos. Returns a pointer into a buffer owned by the log,
 //  valid until the next call on the log, and sets *size_p; NULL if pos is

@@ -6,17 +6,24 @@
 @header
     The broker's delivery state: for every partner, the items waiting to
     be delivered to it (messages addressed to it, status reports about
-    messages it sent) and the items in flight (sent, not yet acked). An item
-    holds only positions in the log and the body store, never a body: the
-    messages themselves stay on disk. Every item is named by its delivery
-    tag, the log index (seq) of the record that created it. Items also sit
-    in an expiry heap by expires-at. Owned by the server thread.
+    messages it sent) and the items in flight (sent, not yet acked). Every
+    item is named by its delivery tag, the log index (seq) of the record
+    that created it, and holds only positions in the log, never a body: the
+    messages themselves stay on disk.
+
+    Memory follows the backlog, with no allocation per item: a queued
+    message is 4 bytes in its partner's ready array (its index in the
+    kp_accepted table, which holds its seq, position and state) and 12 in
+    the expiry heap; a queued status is 16 bytes. Items in flight (at most
+    the sessions' credit) sit in a small array per partner. Owned by the
+    server thread.
 @end
 */
 #ifndef KP_QUEUE_H_INCLUDED
 #define KP_QUEUE_H_INCLUDED
 
 #include "kp_util.h"
+#include "kp_accepted.h"
 
 typedef struct _kp_queue_t kp_queue_t;
 
@@ -25,73 +32,77 @@ typedef enum {
     KP_ITEM_STATUS = 1              //  a status for the sender of a message
 } kp_item_kind_t;
 
-typedef struct _kp_item_t kp_item_t;
-struct _kp_item_t {
+//  An item, as the queue hands it out (a copy: the queue keeps its own)
+typedef struct {
     uint64_t seq;                   //  delivery tag: index of the record
     uint64_t pos;                   //  position of that record in the log
-    uint64_t body_pos;              //  message: position in the body store
-    int64_t expires_at_ms;          //  message: wall clock; 0 = never
-    int64_t sent_mono;              //  in flight: when sent (monotonic ms)
-    void *session;                  //  in flight: the session it went to
-    uint32_t attempt;               //  deliveries so far
+    uint32_t message;               //  message: kp_accepted index; else NONE
     kp_item_kind_t kind;
-    bool in_flight;                 //  on the in-flight list, not ready
-    void *partner;                  //  owning partner queue (opaque)
-    kp_item_t *prev, *next;         //  links in the ready/in-flight list
-};
+    void *session;                  //  in flight: the session it went to
+} kp_item_t;
 
-//  New, empty queue set. Destroy with kp_queue_destroy.
+//  New, empty queue set over the accepted messages (borrowed: it must
+//  outlive the queue). Destroy with kp_queue_destroy.
 kp_queue_t *
-    kp_queue_new (void);
+    kp_queue_new (kp_accepted_t *accepted);
 void
     kp_queue_destroy (kp_queue_t **self_p);
 
-//  Add an item for partner (copied) at the end of its ready list.
-//  Returns the item (owned by the queue).
-kp_item_t *
-    kp_queue_add (kp_queue_t *self, const char *partner, kp_item_kind_t kind,
-                  uint64_t seq, uint64_t pos, uint64_t body_pos,
-                  int64_t expires_at_ms);
-
-//  The item with delivery tag seq, or NULL.
-kp_item_t *
-    kp_queue_find (kp_queue_t *self, uint64_t seq);
-
-//  The partner id that owns item.
-const char *
-    kp_queue_owner (kp_item_t *item);
-
-//  Remove and free item (acked, nacked or expired).
+//  Queue accepted message index (READY in the table) for partner, which is
+//  its recipient. expires_at_ms 0 means never.
 void
-    kp_queue_remove (kp_queue_t *self, kp_item_t *item);
+    kp_queue_add_message (kp_queue_t *self, const char *partner, uint32_t index,
+                          int64_t expires_at_ms);
 
-//  The first ready item of partner, or NULL.
-kp_item_t *
-    kp_queue_first_ready (kp_queue_t *self, const char *partner);
-
-//  Move a ready item to partner's in-flight list, sent to session now.
+//  Queue a status for partner: the record at seq, pos tells it.
 void
-    kp_queue_mark_sent (kp_queue_t *self, kp_item_t *item, void *session,
+    kp_queue_add_status (kp_queue_t *self, const char *partner, uint64_t seq,
+                         uint64_t pos);
+
+//  The first ready item of partner, in delivery-tag order: true and *item
+//  filled, or false if none is ready.
+bool
+    kp_queue_first_ready (kp_queue_t *self, const char *partner, kp_item_t *item);
+
+//  Move partner's first ready item (as kp_queue_first_ready gave it) to
+//  its in-flight items, sent to session now. A message's attempt count
+//  goes up by one.
+void
+    kp_queue_mark_sent (kp_queue_t *self, const char *partner, void *session,
                         int64_t now_mono);
 
+//  Take the item with delivery tag seq out of partner's in-flight items
+//  if it was sent to session: true and *item filled, else false and
+//  nothing changes.
+bool
+    kp_queue_take_in_flight (kp_queue_t *self, const char *partner, uint64_t seq,
+                             void *session, kp_item_t *item);
+
+//  Take the item with delivery tag seq of partner out of the queue,
+//  wherever it is (ready or in flight): true and *item filled (session
+//  NULL if it was ready), else false. A message becomes SETTLED.
+bool
+    kp_queue_remove (kp_queue_t *self, const char *partner, uint64_t seq, kp_item_t *item);
+
 //  Put every in-flight item of partner sent to session back into the ready
-//  list, in delivery-tag order. Returns how many.
+//  items, in delivery-tag order. Returns how many.
 size_t
     kp_queue_requeue_session (kp_queue_t *self, const char *partner, void *session);
 
 //  Called for each in-flight item just before it goes back to ready.
-typedef void (kp_queue_requeue_fn) (kp_item_t *item, void *arg);
+typedef void (kp_queue_requeue_fn) (const kp_item_t *item, void *arg);
 
 //  Put every in-flight item sent before now_mono - timeout back into the
-//  ready lists, calling requeued (if not NULL) for each first. Returns how
+//  ready items, calling requeued (if not NULL) for each first. Returns how
 //  many.
 size_t
     kp_queue_requeue_timed_out (kp_queue_t *self, int64_t now_mono, int64_t timeout,
                                 kp_queue_requeue_fn *requeued, void *arg);
 
-//  Pop the next message item whose expiry is at or before now_ms, or NULL.
-//  The item stays in the queue: the caller logs and removes it.
-kp_item_t *
+//  The index of the next queued message (ready or in flight) whose expiry
+//  is at or before now_ms, or KP_ACCEPTED_NONE. It stays queued: the
+//  caller logs it and takes it out with kp_queue_remove.
+uint32_t
     kp_queue_next_expired (kp_queue_t *self, int64_t now_ms);
 
 //  Counts for partner (0 if unknown), and in total.

@@ -18,6 +18,7 @@
 @end
 */
 #include "kp_server.h"
+#include "kp_accepted.h"
 #include "kp_log.h"
 #include "kp_notary.h"
 #include "kp_policy.h"
@@ -47,22 +48,11 @@ typedef struct {
     int64_t last_seen;              //  monotonic ms of the last command
 } s_session_t;
 
-//  What the broker remembers of an accepted message
+//  A message with a due time: OVERDUE if not settled by then
 typedef struct {
-    uint64_t seq;                   //  index of its ACCEPTED record
-    int64_t accepted_at_ms;
-    char *sender;                   //  partner ids
-    char *recipient;
-    Kp__Wire__Role recipient_role;
-    Kp__Wire__MessageType type;
-    uint8_t body_hash [KP_HASH_SIZE];
-    uint8_t id [KP_ID_SIZE];        //  the message id
-    uint64_t body_pos;              //  in the body store
-    int64_t due_at_ms;              //  0, or OVERDUE if not settled by then
-    bool settled;                   //  acked, nacked or expired
-    bool read;                      //  a school's read receipt came in
-    bool body_deleted;              //  BODY_DELETED was logged
-} s_accepted_t;
+    uint32_t message;               //  kp_accepted index
+    int64_t due_at_ms;
+} s_due_t;
 
 //  A reply waiting for the group commit
 typedef struct {
@@ -82,12 +72,13 @@ typedef struct {
     kp_log_t *log;                  //  the audit log: the store
     kp_log_t *bodies;               //  the body store
     kp_notary_t *notary;            //  Merkle tree and checkpoints
+    kp_accepted_t *accepted;        //  every accepted message
     kp_queue_t *queue;              //  delivery state
     zhashx_t *sessions;             //  key -> s_session_t
-    zhashx_t *accepted;             //  hex message id -> s_accepted_t
-    zhashx_t *by_seq;               //  decimal seq -> s_accepted_t (borrowed)
-    zlistx_t *due;                  //  s_accepted_t with a due time (borrowed)
-    zlistx_t *deletions;            //  s_accepted_t whose body goes (borrowed)
+    s_due_t *due;                   //  messages with a due time to watch
+    size_t due_size, due_limit;
+    uint32_t *deletions;            //  replay: messages whose body goes
+    size_t deletions_size, deletions_limit;
     zhashx_t *partners_seen;        //  id -> public key, as last logged
     zhashx_t *auth_failures;        //  hex key hash -> last record time
     zlistx_t *replies;              //  s_reply_t waiting for the commit
@@ -114,18 +105,6 @@ s_session_destroy (void **item_p)
         free (session->key);
         free (session->partner);
         free (session);
-        *item_p = NULL;
-    }
-}
-
-static void
-s_accepted_destroy (void **item_p)
-{
-    s_accepted_t *accepted = (s_accepted_t *) *item_p;
-    if (accepted) {
-        free (accepted->sender);
-        free (accepted->recipient);
-        free (accepted);
         *item_p = NULL;
     }
 }
@@ -269,7 +248,7 @@ s_send_error (self_t *self, s_session_t *session, const ProtobufCBinaryData *id,
 //  Sessions
 
 static void
-s_session_requeued (kp_item_t *item, void *arg)
+s_session_requeued (const kp_item_t *item, void *arg)
 {
     (void) arg;
     s_session_t *session = (s_session_t *) item->session;
@@ -459,53 +438,88 @@ s_registry_reload (self_t *self)
 }
 
 //  --------------------------------------------------------------------------
-//  What the broker remembers of accepted messages
+//  What the broker remembers of accepted messages: kp_accepted keeps the
+//  little the loop needs; the rest is read back from the ACCEPTED record
 
-//  Index an accepted message by its record's seq, and by due time
-static void
-s_accepted_index (self_t *self, s_accepted_t *accepted)
+//  Grow an array of width-byte elements by one; returns the new element
+static void *
+s_grow (void **array, size_t *size, size_t *limit, size_t width)
 {
-    char key [24];
-    snprintf (key, sizeof key, "%llu", (unsigned long long) accepted->seq);
-    zhashx_update (self->by_seq, key, accepted);
-    if (accepted->due_at_ms)
-        zlistx_add_end (self->due, accepted);
+    if (*size == *limit) {
+        *limit = *limit? *limit * 2: 64;
+        *array = realloc (*array, *limit * width);
+        assert (*array);
+    }
+    return (uint8_t *) *array + (*size)++ * width;
 }
 
-static s_accepted_t *
-s_accepted_by_seq (self_t *self, uint64_t seq)
+//  Watch a message's due time
+static void
+s_due_add (self_t *self, uint32_t message, int64_t due_at_ms)
 {
-    char key [24];
-    snprintf (key, sizeof key, "%llu", (unsigned long long) seq);
-    return (s_accepted_t *) zhashx_lookup (self->by_seq, key);
+    s_due_t *due = (s_due_t *) s_grow ((void **) &self->due, &self->due_size,
+                                       &self->due_limit, sizeof (s_due_t));
+    *due = (s_due_t) { message, due_at_ms };
+}
+
+//  The accepted message with this id: its index, and its ACCEPTED record
+//  read back (caller frees); KP_ACCEPTED_NONE and NULL if there is none
+static uint32_t
+s_accepted_find (self_t *self, const uint8_t *id, Kp__Wire__Record **record_p)
+{
+    *record_p = NULL;
+    size_t cursor = 0;
+    uint32_t index;
+    while ((index = kp_accepted_candidate (self->accepted, id, &cursor))
+           != KP_ACCEPTED_NONE) {
+        Kp__Wire__Record *record = s_record_read (self,
+                                                  kp_accepted_get (self->accepted, index)->pos);
+        if (!record) {
+            s_fatal (self, "cannot read back a record of the log");
+            return KP_ACCEPTED_NONE;
+        }
+        if (record->message_id.len == KP_ID_SIZE
+        &&  memcmp (record->message_id.data, id, KP_ID_SIZE) == 0) {
+            *record_p = record;
+            return index;
+        }
+        kp__wire__record__free_unpacked (record, NULL);
+    }
+    return KP_ACCEPTED_NONE;
 }
 
 //  Erase a message's body from the body store and log that it is gone. A
 //  school notification's body goes once it was read or expired (DOMAIN.md);
 //  the log keeps its hash, so the log stays verifiable.
 static void
-s_body_delete (self_t *self, s_accepted_t *accepted, Kp__Wire__ErrorCode why)
+s_body_delete (self_t *self, uint32_t index, Kp__Wire__ErrorCode why)
 {
-    if (accepted->body_deleted || self->fatal)
+    kp_message_t *message = kp_accepted_get (self->accepted, index);
+    if ((message->flags & KP_MESSAGE_BODY_DELETED) || self->fatal)
         return;
-    if (kp_log_erase (self->bodies, accepted->body_pos)) {
+    Kp__Wire__Record *original = s_record_read (self, message->pos);
+    if (!original) {
+        s_fatal (self, "cannot read back a record of the log");
+        return;
+    }
+    if (kp_log_erase (self->bodies, original->body_pos)) {
+        kp__wire__record__free_unpacked (original, NULL);
         s_fatal (self, "cannot erase a body from the body store");
         return;
     }
-    accepted->body_deleted = true;
+    message->flags |= KP_MESSAGE_BODY_DELETED;
     Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
     record.event = KP__WIRE__EVENT_KIND__BODY_DELETED;
-    record.message_id.data = accepted->id;
-    record.message_id.len = KP_ID_SIZE;
-    record.type = accepted->type;
-    record.sender = accepted->sender;
-    record.recipient = accepted->recipient;
-    record.recipient_role = accepted->recipient_role;
-    record.ref_seq = accepted->seq;
-    record.body_hash.data = accepted->body_hash;
-    record.body_hash.len = KP_HASH_SIZE;
+    record.message_id = original->message_id;
+    record.type = original->type;
+    record.sender = original->sender;
+    record.recipient = original->recipient;
+    record.recipient_role = original->recipient_role;
+    record.ref_seq = message->seq;
+    record.body_hash = original->body_hash;
     record.outcome = why;
     s_record_append (self, &record, NULL);
+    kp__wire__record__free_unpacked (original, NULL);
 }
 
 //  A message was settled (acked, nacked, expired): no more due warnings,
@@ -513,56 +527,69 @@ s_body_delete (self_t *self, s_accepted_t *accepted, Kp__Wire__ErrorCode why)
 //  replay deletions wait in a list until the whole log was read (a later
 //  BODY_DELETED record may say it is done already).
 static void
-s_accepted_settled (self_t *self, s_accepted_t *accepted, bool expired, bool replaying)
+s_accepted_settled (self_t *self, uint32_t index, bool expired, bool replaying)
 {
-    accepted->settled = true;
-    accepted->due_at_ms = 0;
-    if (accepted->type != KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION
-    ||  !(expired || accepted->read))
+    kp_message_t *message = kp_accepted_get (self->accepted, index);
+    message->state = KP_MESSAGE_SETTLED;
+    if (message->type != KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION
+    ||  !(expired || (message->flags & KP_MESSAGE_READ)))
         return;
-    if (replaying)
-        zlistx_add_end (self->deletions, accepted);
+    if (replaying) {
+        uint32_t *deletion = (uint32_t *) s_grow ((void **) &self->deletions,
+                                                  &self->deletions_size,
+                                                  &self->deletions_limit, sizeof (uint32_t));
+        *deletion = index;
+    }
     else
-        s_body_delete (self, accepted, expired? KP__WIRE__ERROR_CODE__EXPIRED:
-                                                KP__WIRE__ERROR_CODE__OK);
+        s_body_delete (self, index, expired? KP__WIRE__ERROR_CODE__EXPIRED:
+                                             KP__WIRE__ERROR_CODE__OK);
 }
 
 //  Feedback from a school about a school notification it received is its
-//  read receipt (a school sends no other feedback): the body may go
+//  read receipt (a school sends no other feedback): the body may go.
+//  referenced is the notification's ACCEPTED record.
 static void
 s_read_receipt (self_t *self, const char *sender, Kp__Wire__Role sender_role,
-                s_accepted_t *referenced, bool replaying)
+                uint32_t index, const Kp__Wire__Record *referenced, bool replaying)
 {
+    kp_message_t *message = kp_accepted_get (self->accepted, index);
     if (sender_role != KP__WIRE__ROLE__SCHOOL
-    ||  referenced->type != KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION
-    ||  !streq (referenced->recipient, sender))
+    ||  message->type != KP__WIRE__MESSAGE_TYPE__SCHOOL_NOTIFICATION
+    ||  !referenced->recipient || !streq (referenced->recipient, sender))
         return;
-    referenced->read = true;
-    if (referenced->settled)
-        s_accepted_settled (self, referenced, false, replaying);
+    message->flags |= KP_MESSAGE_READ;
+    if (message->state == KP_MESSAGE_SETTLED)
+        s_accepted_settled (self, index, false, replaying);
 }
 
 //  Route a message (or a directory question) as the policy says; resolves
-//  the reference among accepted messages
+//  the reference among accepted messages: if the route is open and the
+//  reference known, *referenced_p is its index and *record_p its ACCEPTED
+//  record (caller frees), else KP_ACCEPTED_NONE and NULL.
 static void
 s_route (self_t *self, const kp_partner_t *sender, Kp__Wire__MessageType type,
          const char *address, const ProtobufCBinaryData *reference, kp_route_t *route,
-         s_accepted_t **referenced_p)
+         uint32_t *referenced_p, Kp__Wire__Record **record_p)
 {
     kp_reference_t found = { NULL, NULL };
-    s_accepted_t *referenced = NULL;
+    Kp__Wire__Record *record = NULL;
+    uint32_t referenced = KP_ACCEPTED_NONE;
     if (reference && reference->len == KP_ID_SIZE) {
-        char *reference_text = kp_hex_encode (reference->data, KP_ID_SIZE);
-        referenced = (s_accepted_t *) zhashx_lookup (self->accepted, reference_text);
-        free (reference_text);
-        if (referenced) {
-            found.sender = referenced->sender;
-            found.recipient = referenced->recipient;
+        referenced = s_accepted_find (self, reference->data, &record);
+        if (record) {
+            found.sender = record->sender;
+            found.recipient = record->recipient;
         }
     }
     kp_policy_route (self->registry, self->config->school_route, sender, type,
-                     address? address: "", referenced? &found: NULL, route);
-    *referenced_p = route->code == KP__WIRE__ERROR_CODE__OK? referenced: NULL;
+                     address? address: "", record? &found: NULL, route);
+    if (route->code != KP__WIRE__ERROR_CODE__OK && record) {
+        kp__wire__record__free_unpacked (record, NULL);
+        record = NULL;
+        referenced = KP_ACCEPTED_NONE;
+    }
+    *referenced_p = referenced;
+    *record_p = record;
 }
 
 //  --------------------------------------------------------------------------
@@ -577,9 +604,12 @@ s_directory (self_t *self, s_session_t *session, const kp_partner_t *sender,
              Kp__Wire__DirectoryQuery *query)
 {
     kp_route_t route;
-    s_accepted_t *referenced;
+    uint32_t referenced;
+    Kp__Wire__Record *referenced_record;
     s_route (self, sender, query->type, query->address, &query->reference, &route,
-             &referenced);
+             &referenced, &referenced_record);
+    if (referenced_record)
+        kp__wire__record__free_unpacked (referenced_record, NULL);
     if (route.code) {
         Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
         record.event = KP__WIRE__EVENT_KIND__REJECTED;
@@ -616,14 +646,15 @@ s_directory (self_t *self, s_session_t *session, const kp_partner_t *sender,
 //  --------------------------------------------------------------------------
 //  Submit: check, route, store, and queue the receipt for the commit
 
+//  accepted is the message's ACCEPTED record
 static void
 s_receipt_reply (self_t *self, s_session_t *session, const ProtobufCBinaryData *id,
-                 const s_accepted_t *accepted, bool duplicate)
+                 const Kp__Wire__Record *accepted, bool duplicate)
 {
     Kp__Wire__Receipt receipt = KP__WIRE__RECEIPT__INIT;
     receipt.id = *id;
     receipt.seq = accepted->seq;
-    receipt.accepted_at_ms = accepted->accepted_at_ms;
+    receipt.accepted_at_ms = accepted->time_ms;
     receipt.recipient_partner = accepted->recipient;
     receipt.recipient_role = accepted->recipient_role;
     receipt.duplicate = duplicate;
@@ -714,27 +745,30 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
         return;
     }
     //  A resend of an accepted message gets the first receipt
-    char *id_text = kp_hex_encode (envelope->id.data, KP_ID_SIZE);
-    s_accepted_t *earlier = (s_accepted_t *) zhashx_lookup (self->accepted, id_text);
+    Kp__Wire__Record *earlier;
+    s_accepted_find (self, envelope->id.data, &earlier);
+    if (self->fatal)
+        return;
     if (earlier) {
-        if (streq (earlier->sender, sender->id) && earlier->type == envelope->type
-        &&  sodium_memcmp (earlier->body_hash, body_hash, KP_HASH_SIZE) == 0)
+        if (earlier->sender && streq (earlier->sender, sender->id)
+        &&  earlier->type == envelope->type && earlier->body_hash.len == KP_HASH_SIZE
+        &&  sodium_memcmp (earlier->body_hash.data, body_hash, KP_HASH_SIZE) == 0)
             s_receipt_reply (self, session, &envelope->id, earlier, true);
         else
             //  Not logged: the id belongs to an accepted message already
             s_send_error (self, session, &envelope->id, KP__WIRE__ERROR_CODE__ID_CONFLICT,
                           "this message id was already used for another message");
-        free (id_text);
+        kp__wire__record__free_unpacked (earlier, NULL);
         return;
     }
     //  Route it
-    s_accepted_t *reference_accepted = NULL;
+    uint32_t referenced;
+    Kp__Wire__Record *referenced_record;
     kp_route_t route;
     s_route (self, sender, envelope->type, envelope->recipient, &envelope->reference,
-             &route, &reference_accepted);
+             &route, &referenced, &referenced_record);
     if (route.code) {
         s_submit_refuse (self, session, sender, envelope, route.code, route.reason);
-        free (id_text);
         return;
     }
     //  Store: the body first, then the record that points at it
@@ -742,7 +776,8 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
     if (kp_log_append (self->bodies, submit->body.data, submit->body.len,
                        &body_seq, &body_pos)) {
         s_fatal (self, "append to the body store failed");
-        free (id_text);
+        if (referenced_record)
+            kp__wire__record__free_unpacked (referenced_record, NULL);
         return;
     }
     //  The broker, not the client, says who sent it and to whom it went
@@ -777,32 +812,21 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
     //  Give the unpacked envelope back its own strings before it is freed
     envelope->sender = client_sender;
     envelope->recipient_partner = client_recipient;
-    if (seq == UINT64_MAX) {
-        free (id_text);
-        return;
+    if (seq != UINT64_MAX) {
+        uint32_t index = kp_accepted_add (self->accepted, envelope->id.data, seq, pos,
+                                          (uint8_t) envelope->type);
+        if (envelope->due_at_ms)
+            s_due_add (self, index, envelope->due_at_ms);
+        if (referenced_record)
+            s_read_receipt (self, sender->id, sender->role, referenced, referenced_record,
+                            false);
+        kp_queue_add_message (self->queue, recipient->id, index, envelope->expires_at_ms);
+        s_receipt_reply (self, session, &envelope->id, &record, false);
+        kp_debug ("kp_server: accepted seq=%llu from=%s to=%s type=%s",
+                  (unsigned long long) seq, sender->id, recipient->id, type_name);
     }
-    s_accepted_t *accepted = (s_accepted_t *) zmalloc (sizeof (s_accepted_t));
-    assert (accepted);
-    accepted->seq = seq;
-    accepted->accepted_at_ms = now;
-    accepted->sender = strdup (sender->id);
-    accepted->recipient = strdup (recipient->id);
-    accepted->recipient_role = recipient->role;
-    accepted->type = envelope->type;
-    memcpy (accepted->body_hash, body_hash, KP_HASH_SIZE);
-    accepted->body_pos = body_pos;
-    accepted->due_at_ms = envelope->due_at_ms;
-    memcpy (accepted->id, envelope->id.data, KP_ID_SIZE);
-    zhashx_insert (self->accepted, id_text, accepted);
-    s_accepted_index (self, accepted);
-    free (id_text);
-    if (reference_accepted)
-        s_read_receipt (self, sender->id, sender->role, reference_accepted, false);
-    kp_queue_add (self->queue, recipient->id, KP_ITEM_MESSAGE, seq, pos, body_pos,
-                  envelope->expires_at_ms);
-    s_receipt_reply (self, session, &envelope->id, accepted, false);
-    kp_debug ("kp_server: accepted seq=%llu from=%s to=%s type=%s",
-              (unsigned long long) seq, sender->id, recipient->id, type_name);
+    if (referenced_record)
+        kp__wire__record__free_unpacked (referenced_record, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -812,12 +836,12 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
 //  message) queue a status to its sender
 static Kp__Wire__StatusKind s_status_of (Kp__Wire__EventKind event);
 
-//  Settle an item: log the event, queue the sender's status, forget it. A
-//  note is what the recipient said (a nack's reason, an ack's signed
+//  Settle an item the queue gave up: log the event, queue the sender's
+//  status, forget it. A note is what the recipient said (a nack's reason, an ack's signed
 //  receipt): it goes to the body store, never into the log, which names it
 //  by position and hash.
 static void
-s_item_settle (self_t *self, kp_item_t *item, Kp__Wire__EventKind event,
+s_item_settle (self_t *self, const kp_item_t *item, Kp__Wire__EventKind event,
                Kp__Wire__ErrorCode outcome, const uint8_t *note, size_t note_size)
 {
     Kp__Wire__Record *original = s_record_read (self, item->pos);
@@ -856,17 +880,14 @@ s_item_settle (self_t *self, kp_item_t *item, Kp__Wire__EventKind event,
     uint64_t pos;
     uint64_t seq = s_record_append (self, &record, &pos);
     if (seq != UINT64_MAX && item->kind == KP_ITEM_MESSAGE)
-        kp_queue_add (self->queue, original->sender, KP_ITEM_STATUS, seq, pos, 0, 0);
+        kp_queue_add_status (self->queue, original->sender, seq, pos);
     kp__wire__record__free_unpacked (original, NULL);
     s_session_t *session = (s_session_t *) item->session;
-    if (item->in_flight && session && session->in_flight > 0)
+    if (session && session->in_flight > 0)
         session->in_flight--;
-    uint64_t item_seq = item->seq;
-    kp_item_kind_t kind = item->kind;
-    kp_queue_remove (self->queue, item);
-    s_accepted_t *accepted = kind == KP_ITEM_MESSAGE? s_accepted_by_seq (self, item_seq): NULL;
-    if (accepted)
-        s_accepted_settled (self, accepted, event == KP__WIRE__EVENT_KIND__EXPIRED_EVENT, false);
+    if (item->kind == KP_ITEM_MESSAGE)
+        s_accepted_settled (self, item->message, event == KP__WIRE__EVENT_KIND__EXPIRED_EVENT,
+                            false);
 }
 
 #define S_NOTE_MAX 1024                 //  bytes of a nack reason or ack receipt kept
@@ -875,15 +896,15 @@ static void
 s_ack (self_t *self, s_session_t *session, uint64_t seq, bool positive,
        const uint8_t *note, size_t note_size)
 {
-    kp_item_t *item = kp_queue_find (self->queue, seq);
     //  An ack for something already settled is a harmless repeat. Only what
     //  is out to this very session can be settled by it: an ack for a
     //  delivery of an earlier broker life (whose DELIVERED_TO record a crash
     //  may have lost) waits for the redelivery, which the client acks again,
     //  so the log never shows an ack without a delivery.
-    if (!item || !item->in_flight || item->session != session
-    ||  !streq (kp_queue_owner (item), session->partner))
+    kp_item_t taken;
+    if (!kp_queue_take_in_flight (self->queue, session->partner, seq, session, &taken))
         return;
+    const kp_item_t *item = &taken;
     if (item->kind == KP_ITEM_STATUS)
         s_item_settle (self, item, KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED,
                        KP__WIRE__ERROR_CODE__OK, NULL, 0);
@@ -972,39 +993,44 @@ static Kp__Wire__ErrorCode
 s_audit_body (self_t *self, Kp__Wire__BodyQuery *query, Kp__Wire__AuditReply *reply,
               Kp__Wire__Record *record, const char **reason)
 {
-    s_accepted_t *accepted = NULL;
+    Kp__Wire__Record *original = NULL;
+    uint32_t index = KP_ACCEPTED_NONE;
     if (query->id.len == KP_ID_SIZE) {
-        char *id_text = kp_hex_encode (query->id.data, KP_ID_SIZE);
-        accepted = (s_accepted_t *) zhashx_lookup (self->accepted, id_text);
-        free (id_text);
+        index = s_accepted_find (self, query->id.data, &original);
         record->message_id = query->id;
     }
-    if (!accepted || accepted->seq >= kp_log_synced (self->log)) {
-        *reason = "no accepted message has this id";
-        return KP__WIRE__ERROR_CODE__UNKNOWN_REFERENCE;
-    }
-    record->type = accepted->type;
-    record->ref_seq = accepted->seq;
-    if (!self->config->audit_open [accepted->type]) {
-        *reason = "the region does not let auditors open bodies of this type "
-                  "(audit/open-types)";
-        return KP__WIRE__ERROR_CODE__FORBIDDEN;
-    }
-    if (accepted->body_deleted) {
-        *reason = "the body was deleted (read or expired); the log keeps its hash";
-        return KP__WIRE__ERROR_CODE__EXPIRED;
-    }
-    uint64_t pos;
-    Kp__Wire__Record *original = kp_log_seek (self->log, accepted->seq, &pos) == 0?
-                                 s_record_read (self, pos): NULL;
+    kp_message_t *message = kp_accepted_get (self->accepted, index);
+    Kp__Wire__ErrorCode code = KP__WIRE__ERROR_CODE__OK;
     size_t size = 0;
-    const uint8_t *body = original? kp_log_read (self->bodies, accepted->body_pos, &size):
-                                    NULL;
-    if (!original || !original->envelope || !body) {
+    const uint8_t *body = NULL;
+    if (!message || message->seq >= kp_log_synced (self->log)) {
+        *reason = "no accepted message has this id";
+        code = KP__WIRE__ERROR_CODE__UNKNOWN_REFERENCE;
+    }
+    else {
+        record->type = message->type;
+        record->ref_seq = message->seq;
+        if (!self->config->audit_open [message->type]) {
+            *reason = "the region does not let auditors open bodies of this type "
+                      "(audit/open-types)";
+            code = KP__WIRE__ERROR_CODE__FORBIDDEN;
+        }
+        else
+        if (message->flags & KP_MESSAGE_BODY_DELETED) {
+            *reason = "the body was deleted (read or expired); the log keeps its hash";
+            code = KP__WIRE__ERROR_CODE__EXPIRED;
+        }
+        else
+        if (!original->envelope
+        ||  !(body = kp_log_read (self->bodies, original->body_pos, &size))) {
+            *reason = "the broker cannot read this message";
+            code = KP__WIRE__ERROR_CODE__UNAVAILABLE;
+        }
+    }
+    if (code) {
         if (original)
             kp__wire__record__free_unpacked (original, NULL);
-        *reason = "the broker cannot read this message";
-        return KP__WIRE__ERROR_CODE__UNAVAILABLE;
+        return code;
     }
     reply->body.data = (uint8_t *) malloc (size);
     assert (reply->body.data);
@@ -1018,10 +1044,11 @@ s_audit_body (self_t *self, Kp__Wire__BodyQuery *query, Kp__Wire__AuditReply *re
     reply->envelope = kp__wire__envelope__unpack (NULL, envelope_size, packed);
     assert (reply->envelope);
     free (packed);
-    const kp_partner_t *sender = kp_registry_by_id (self->registry, accepted->sender);
+    const kp_partner_t *sender = original->sender?
+                                 kp_registry_by_id (self->registry, original->sender): NULL;
     if (sender)
         reply->sender_registration = sender->registration;
-    reply->seq = accepted->seq;
+    reply->seq = message->seq;
     kp__wire__record__free_unpacked (original, NULL);
     return KP__WIRE__ERROR_CODE__OK;
 }
@@ -1401,7 +1428,7 @@ s_status_of (Kp__Wire__EventKind event)
 //  (the peer's pipe is full), -2 if the peer is gone. A message whose body
 //  cannot be read is dropped.
 static int
-s_deliver_item (self_t *self, s_session_t *session, kp_item_t *item)
+s_deliver_item (self_t *self, s_session_t *session, const kp_item_t *item)
 {
     Kp__Wire__Record *record = s_record_read (self, item->pos);
     if (!record) {
@@ -1415,19 +1442,20 @@ s_deliver_item (self_t *self, s_session_t *session, kp_item_t *item)
     uint8_t *receipt_copy = NULL;   //  an ack's signed receipt, from the body store
     if (item->kind == KP_ITEM_MESSAGE) {
         size_t body_size;
-        const uint8_t *body = kp_log_read (self->bodies, item->body_pos, &body_size);
+        const uint8_t *body = kp_log_read (self->bodies, record->body_pos, &body_size);
         if (!body) {
             zsys_error ("kp_server: body of seq=%llu unreadable; message dropped",
                         (unsigned long long) item->seq);
             kp__wire__record__free_unpacked (record, NULL);
-            kp_queue_remove (self->queue, item);
+            kp_item_t dropped;
+            kp_queue_remove (self->queue, session->partner, item->seq, &dropped);
             return 0;
         }
         deliver.seq = item->seq;
         deliver.envelope = record->envelope;
         deliver.body.data = (uint8_t *) body;
         deliver.body.len = body_size;
-        deliver.attempt = item->attempt + 1;
+        deliver.attempt = kp_accepted_get (self->accepted, item->message)->attempt + 1u;
         const kp_partner_t *sender = record->sender?
                                      kp_registry_by_id (self->registry, record->sender): NULL;
         if (sender)
@@ -1474,7 +1502,7 @@ s_deliver_item (self_t *self, s_session_t *session, kp_item_t *item)
     if (rc == -1)
         rc = self->send_error == EHOSTUNREACH? -2: -1;
     if (rc == 0) {
-        kp_queue_mark_sent (self->queue, item, session, kp_mono_ms ());
+        kp_queue_mark_sent (self->queue, session->partner, session, kp_mono_ms ());
         session->in_flight++;
         if (item->kind == KP_ITEM_MESSAGE) {
             Kp__Wire__Record delivered = KP__WIRE__RECORD__INIT;
@@ -1501,11 +1529,11 @@ s_dispatch (self_t *self)
     for (s_session_t *session = (s_session_t *) zhashx_first (self->sessions);
          session && !self->fatal;
          session = (s_session_t *) zhashx_next (self->sessions)) {
-        while (session->in_flight < session->credit) {
-            kp_item_t *item = kp_queue_first_ready (self->queue, session->partner);
-            if (!item || item->seq >= durable)
-                break;
-            int rc = s_deliver_item (self, session, item);
+        kp_item_t item;
+        while (session->in_flight < session->credit
+           &&  kp_queue_first_ready (self->queue, session->partner, &item)
+           &&  item.seq < durable) {
+            int rc = s_deliver_item (self, session, &item);
             if (rc) {
                 if (rc == -2) {
                     if (!gone)
@@ -1533,32 +1561,38 @@ s_dispatch (self_t *self)
 static void
 s_due_check (self_t *self, int64_t now)
 {
-    s_accepted_t *accepted = (s_accepted_t *) zlistx_first (self->due);
-    while (accepted && !self->fatal) {
-        s_accepted_t *next = (s_accepted_t *) zlistx_next (self->due);
-        if (accepted->due_at_ms == 0 || accepted->settled)
-            zlistx_delete (self->due, zlistx_find (self->due, accepted));
-        else
-        if (accepted->due_at_ms <= now) {
-            accepted->due_at_ms = 0;
-            zlistx_delete (self->due, zlistx_find (self->due, accepted));
-            Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
-            record.event = KP__WIRE__EVENT_KIND__OVERDUE_EVENT;
-            record.message_id.data = accepted->id;
-            record.message_id.len = KP_ID_SIZE;
-            record.type = accepted->type;
-            record.sender = accepted->sender;
-            record.recipient = accepted->recipient;
-            record.recipient_role = accepted->recipient_role;
-            record.ref_seq = accepted->seq;
-            record.outcome = KP__WIRE__ERROR_CODE__EXPIRED;
-            uint64_t pos;
-            uint64_t seq = s_record_append (self, &record, &pos);
-            if (seq != UINT64_MAX)
-                kp_queue_add (self->queue, accepted->sender, KP_ITEM_STATUS, seq, pos, 0, 0);
+    size_t kept = 0;
+    for (size_t index = 0; index < self->due_size; index++) {
+        s_due_t due = self->due [index];
+        kp_message_t *message = kp_accepted_get (self->accepted, due.message);
+        if (message->state == KP_MESSAGE_SETTLED || (message->flags & KP_MESSAGE_OVERDUE))
+            continue;
+        if (due.due_at_ms > now || self->fatal) {
+            self->due [kept++] = due;
+            continue;
         }
-        accepted = next;
+        message->flags |= KP_MESSAGE_OVERDUE;
+        Kp__Wire__Record *original = s_record_read (self, message->pos);
+        if (!original) {
+            s_fatal (self, "cannot read back a record of the log");
+            continue;
+        }
+        Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+        record.event = KP__WIRE__EVENT_KIND__OVERDUE_EVENT;
+        record.message_id = original->message_id;
+        record.type = original->type;
+        record.sender = original->sender;
+        record.recipient = original->recipient;
+        record.recipient_role = original->recipient_role;
+        record.ref_seq = message->seq;
+        record.outcome = KP__WIRE__ERROR_CODE__EXPIRED;
+        uint64_t pos;
+        uint64_t seq = s_record_append (self, &record, &pos);
+        if (seq != UINT64_MAX)
+            kp_queue_add_status (self->queue, original->sender, seq, pos);
+        kp__wire__record__free_unpacked (original, NULL);
     }
+    self->due_size = kept;
 }
 
 static void
@@ -1570,12 +1604,24 @@ s_timers (self_t *self)
     self->next_tick = now_mono + S_TICK;
     kp_queue_requeue_timed_out (self->queue, now_mono, self->config->ack_timeout,
                                 s_session_requeued, NULL);
-    kp_item_t *item;
     int64_t now = kp_now_ms ();
     s_due_check (self, now);
-    while (!self->fatal && (item = kp_queue_next_expired (self->queue, now)))
-        s_item_settle (self, item, KP__WIRE__EVENT_KIND__EXPIRED_EVENT,
-                       KP__WIRE__ERROR_CODE__EXPIRED, NULL, 0);
+    uint32_t expired;
+    while (!self->fatal
+       &&  (expired = kp_queue_next_expired (self->queue, now)) != KP_ACCEPTED_NONE) {
+        //  Its recipient owns the item
+        kp_message_t *message = kp_accepted_get (self->accepted, expired);
+        Kp__Wire__Record *original = s_record_read (self, message->pos);
+        if (!original || !original->recipient) {
+            s_fatal (self, "cannot read back a record of the log");
+            break;
+        }
+        kp_item_t item;
+        if (kp_queue_remove (self->queue, original->recipient, message->seq, &item))
+            s_item_settle (self, &item, KP__WIRE__EVENT_KIND__EXPIRED_EVENT,
+                           KP__WIRE__ERROR_CODE__EXPIRED, NULL, 0);
+        kp__wire__record__free_unpacked (original, NULL);
+    }
     //  A session we heard nothing from for three heartbeats is gone
     zlistx_t *idle = zlistx_new ();
     int64_t limit = 3 * (int64_t) self->config->heartbeat;
@@ -1620,65 +1666,73 @@ s_replay_record (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, v
             if (!envelope || record->message_id.len != KP_ID_SIZE || !record->sender
             ||  !record->recipient)
                 break;
-            s_accepted_t *accepted = (s_accepted_t *) zmalloc (sizeof (s_accepted_t));
-            assert (accepted);
-            accepted->seq = seq;
-            accepted->accepted_at_ms = record->time_ms;
-            accepted->sender = strdup (record->sender);
-            accepted->recipient = strdup (record->recipient);
-            accepted->recipient_role = record->recipient_role;
-            accepted->type = record->type;
-            if (record->body_hash.len == KP_HASH_SIZE)
-                memcpy (accepted->body_hash, record->body_hash.data, KP_HASH_SIZE);
-            accepted->body_pos = record->body_pos;
-            accepted->due_at_ms = envelope->due_at_ms;
-            memcpy (accepted->id, record->message_id.data, KP_ID_SIZE);
-            char *id_text = kp_hex_encode (record->message_id.data, KP_ID_SIZE);
-            zhashx_update (self->accepted, id_text, accepted);
-            s_accepted_index (self, accepted);
-            free (id_text);
-            kp_queue_add (self->queue, record->recipient, KP_ITEM_MESSAGE, seq, pos,
-                          record->body_pos, envelope->expires_at_ms);
-            if (envelope->reference.len == KP_ID_SIZE) {
-                char *reference_text = kp_hex_encode (envelope->reference.data, KP_ID_SIZE);
-                s_accepted_t *referenced = (s_accepted_t *) zhashx_lookup (self->accepted,
-                                                                           reference_text);
-                free (reference_text);
-                if (referenced)
+            uint32_t index = kp_accepted_add (self->accepted, record->message_id.data, seq,
+                                              pos, (uint8_t) record->type);
+            if (envelope->due_at_ms)
+                s_due_add (self, index, envelope->due_at_ms);
+            kp_queue_add_message (self->queue, record->recipient, index,
+                                  envelope->expires_at_ms);
+            //  Only a school's feedback can be a read receipt
+            if (envelope->reference.len == KP_ID_SIZE
+            &&  record->sender_role == KP__WIRE__ROLE__SCHOOL) {
+                Kp__Wire__Record *referenced_record;
+                uint32_t referenced = s_accepted_find (self, envelope->reference.data,
+                                                       &referenced_record);
+                if (referenced_record) {
                     s_read_receipt (self, record->sender, record->sender_role, referenced,
-                                    true);
+                                    referenced_record, true);
+                    kp__wire__record__free_unpacked (referenced_record, NULL);
+                }
             }
             break;
         }
         case KP__WIRE__EVENT_KIND__OVERDUE_EVENT: {
-            s_accepted_t *accepted = s_accepted_by_seq (self, record->ref_seq);
-            if (accepted)
-                accepted->due_at_ms = 0;
+            kp_message_t *message = kp_accepted_get (self->accepted,
+                                                     kp_accepted_by_seq (self->accepted,
+                                                                         record->ref_seq));
+            if (message)
+                message->flags |= KP_MESSAGE_OVERDUE;
             if (record->sender)
-                kp_queue_add (self->queue, record->sender, KP_ITEM_STATUS, seq, pos, 0, 0);
+                kp_queue_add_status (self->queue, record->sender, seq, pos);
+            break;
+        }
+        case KP__WIRE__EVENT_KIND__DELIVERED_TO: {
+            //  Attempts count on across restarts
+            kp_message_t *message = kp_accepted_get (self->accepted,
+                                                     kp_accepted_by_seq (self->accepted,
+                                                                         record->ref_seq));
+            if (message && message->attempt < UINT8_MAX)
+                message->attempt++;
             break;
         }
         case KP__WIRE__EVENT_KIND__BODY_DELETED: {
-            s_accepted_t *accepted = s_accepted_by_seq (self, record->ref_seq);
-            if (accepted)
-                accepted->body_deleted = true;
+            kp_message_t *message = kp_accepted_get (self->accepted,
+                                                     kp_accepted_by_seq (self->accepted,
+                                                                         record->ref_seq));
+            if (message)
+                message->flags |= KP_MESSAGE_BODY_DELETED;
+            break;
+        }
+        case KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED: {
+            //  The status was its sender's item
+            kp_item_t item;
+            if (record->sender)
+                kp_queue_remove (self->queue, record->sender, record->ref_seq, &item);
             break;
         }
         case KP__WIRE__EVENT_KIND__ACKNOWLEDGED:
         case KP__WIRE__EVENT_KIND__NACKED:
-        case KP__WIRE__EVENT_KIND__EXPIRED_EVENT:
-        case KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED: {
-            kp_item_t *item = kp_queue_find (self->queue, record->ref_seq);
-            if (item)
-                kp_queue_remove (self->queue, item);
-            s_accepted_t *accepted = record->event != KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED?
-                                     s_accepted_by_seq (self, record->ref_seq): NULL;
-            if (accepted)
-                s_accepted_settled (self, accepted,
+        case KP__WIRE__EVENT_KIND__EXPIRED_EVENT: {
+            //  The message was its recipient's item; its sender gets a status
+            kp_item_t item;
+            if (record->recipient)
+                kp_queue_remove (self->queue, record->recipient, record->ref_seq, &item);
+            uint32_t index = kp_accepted_by_seq (self->accepted, record->ref_seq);
+            if (index != KP_ACCEPTED_NONE)
+                s_accepted_settled (self, index,
                                     record->event == KP__WIRE__EVENT_KIND__EXPIRED_EVENT, true);
-            if (record->event != KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED
-            &&  record->sender)
-                kp_queue_add (self->queue, record->sender, KP_ITEM_STATUS, seq, pos, 0, 0);
+            if (record->sender)
+                kp_queue_add_status (self->queue, record->sender, seq, pos);
             break;
         }
         case KP__WIRE__EVENT_KIND__PARTNER_REGISTERED:
@@ -1808,11 +1862,15 @@ s_start (self_t *self)
 
     s_partners_sync (self);
     //  Bodies that were due to go when the broker stopped
-    for (s_accepted_t *accepted = (s_accepted_t *) zlistx_first (self->deletions); accepted;
-         accepted = (s_accepted_t *) zlistx_next (self->deletions))
-        s_body_delete (self, accepted, accepted->read? KP__WIRE__ERROR_CODE__OK:
-                                                       KP__WIRE__ERROR_CODE__EXPIRED);
-    zlistx_purge (self->deletions);
+    for (size_t index = 0; index < self->deletions_size; index++) {
+        uint32_t message = self->deletions [index];
+        bool read = kp_accepted_get (self->accepted, message)->flags & KP_MESSAGE_READ;
+        s_body_delete (self, message, read? KP__WIRE__ERROR_CODE__OK:
+                                            KP__WIRE__ERROR_CODE__EXPIRED);
+    }
+    free (self->deletions);
+    self->deletions = NULL;
+    self->deletions_size = self->deletions_limit = 0;
     Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
     record.event = KP__WIRE__EVENT_KIND__BROKER_START;
     s_record_append (self, &record, NULL);
@@ -1838,14 +1896,10 @@ s_self_new (zsock_t *pipe, const kp_config_t *config)
     self->pipe = pipe;
     self->config = config;
     self->endpoint = strdup ("");
-    self->queue = kp_queue_new ();
+    self->accepted = kp_accepted_new ();
+    self->queue = kp_queue_new (self->accepted);
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, s_session_destroy);
-    self->accepted = zhashx_new ();
-    zhashx_set_destructor (self->accepted, s_accepted_destroy);
-    self->by_seq = zhashx_new ();
-    self->due = zlistx_new ();
-    self->deletions = zlistx_new ();
     self->partners_seen = zhashx_new ();
     zhashx_set_destructor (self->partners_seen, s_free_item);
     self->auth_failures = zhashx_new ();
@@ -1882,12 +1936,11 @@ s_self_destroy (self_t **self_p)
     zlistx_destroy (&self->replies);
     zhashx_destroy (&self->auth_failures);
     zhashx_destroy (&self->partners_seen);
-    zlistx_destroy (&self->deletions);
-    zlistx_destroy (&self->due);
-    zhashx_destroy (&self->by_seq);
-    zhashx_destroy (&self->accepted);
+    free (self->deletions);
+    free (self->due);
     zhashx_destroy (&self->sessions);
     kp_queue_destroy (&self->queue);
+    kp_accepted_destroy (&self->accepted);
     kp_notary_destroy (&self->notary);
     kp_log_destroy (&self->bodies);
     kp_log_destroy (&self->log);

@@ -6,6 +6,7 @@
 */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -1233,4 +1234,337 @@ Test (kp_log, read_only_open_reads_everything_and_writes_nothing)
     cr_assert_neq (access (missing, F_OK), 0);
     free (missing);
     s_dir_remove (&dir);
+}
+
+//  --------------------------------------------------------------------------
+//  Syncing two logs at the same time (kp_log_sync_both)
+
+//  Threads of this process now, from /proc/self/status
+static int
+s_thread_count (void)
+{
+    FILE *file = fopen ("/proc/self/status", "r");
+    cr_assert_not_null (file);
+    char line [256];
+    int threads = -1;
+    while (fgets (line, sizeof line, file))
+        if (sscanf (line, "Threads: %d", &threads) == 1)
+            break;
+    fclose (file);
+    cr_assert_gt (threads, 0);
+    return threads;
+}
+
+//  Open file descriptors of this process now
+static int
+s_fd_count (void)
+{
+    DIR *handle = opendir ("/proc/self/fd");
+    cr_assert_not_null (handle);
+    int count = 0;
+    while (readdir (handle))
+        count++;
+    closedir (handle);
+    return count;
+}
+
+Test (kp_log, sync_both_makes_both_logs_durable_with_one_fdatasync_each)
+{
+    char *dir_a = kp_test_tempdir ();
+    char *dir_b = kp_test_tempdir ();
+    kp_log_t *a = s_open (dir_a, SEGMENT_LARGE, true, KP_LOG_OK);
+    kp_log_t *b = s_open (dir_b, SEGMENT_LARGE, true, KP_LOG_OK);
+    s_append_records (a, 30, NULL);
+    s_append_records (b, 7, NULL);
+    uint64_t count_a = kp_log_sync_count (a);
+    uint64_t count_b = kp_log_sync_count (b);
+    int threads = s_thread_count ();
+    cr_assert_eq (kp_log_sync_both (a, b), 0);
+    cr_assert_eq (kp_log_synced (a), kp_log_size (a));
+    cr_assert_eq (kp_log_synced (b), kp_log_size (b));
+    cr_assert_eq (kp_log_sync_count (a), count_a + 1);
+    cr_assert_eq (kp_log_sync_count (b), count_b + 1);
+    cr_assert_eq (s_thread_count (), threads + 1, "a's helper thread runs");
+
+    //  Nothing new: no fdatasync at all
+    cr_assert_eq (kp_log_sync_both (a, b), 0);
+    cr_assert_eq (kp_log_sync_count (a), count_a + 1);
+    cr_assert_eq (kp_log_sync_count (b), count_b + 1);
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+
+    a = s_open (dir_a, SEGMENT_LARGE, false, KP_LOG_OK);
+    b = s_open (dir_b, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (a), 30);
+    cr_assert_eq (s_replay_check (b), 7);
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+    s_dir_remove (&dir_a);
+    s_dir_remove (&dir_b);
+}
+
+Test (kp_log, sync_both_with_a_null_log_syncs_the_other_on_this_thread)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    int threads = s_thread_count ();
+    cr_assert_eq (kp_log_sync_both (NULL, NULL), 0);
+
+    s_append_records (log, 4, NULL);
+    cr_assert_eq (kp_log_sync_both (log, NULL), 0);
+    cr_assert_eq (kp_log_synced (log), 4);
+    cr_assert_eq (kp_log_sync_count (log), 1);
+
+    s_append_records (log, 3, NULL);
+    cr_assert_eq (kp_log_sync_both (NULL, log), 0);
+    cr_assert_eq (kp_log_synced (log), 7);
+    cr_assert_eq (kp_log_sync_count (log), 2);
+    cr_assert_eq (s_thread_count (), threads, "no helper thread for one log");
+    kp_log_destroy (&log);
+
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (log), 7);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, sync_both_with_one_clean_log_syncs_the_other_without_a_handoff)
+{
+    char *dir_a = s_log_make (5, SEGMENT_LARGE);
+    char *dir_b = kp_test_tempdir ();
+    kp_log_t *a = s_open (dir_a, SEGMENT_LARGE, false, KP_LOG_OK);
+    kp_log_t *b = s_open (dir_b, SEGMENT_LARGE, false, KP_LOG_OK);
+    int threads = s_thread_count ();
+
+    //  a has nothing to sync: only b's fdatasync, here
+    s_append_records (b, 6, NULL);
+    cr_assert_eq (kp_log_sync_both (a, b), 0);
+    cr_assert_eq (kp_log_sync_count (a), 0);
+    cr_assert_eq (kp_log_sync_count (b), 1);
+    cr_assert_eq (kp_log_synced (b), 6);
+
+    //  b has nothing to sync: only a's
+    s_append_records (a, 2, NULL);
+    cr_assert_eq (kp_log_sync_both (a, b), 0);
+    cr_assert_eq (kp_log_sync_count (a), 1);
+    cr_assert_eq (kp_log_sync_count (b), 1);
+    cr_assert_eq (kp_log_synced (a), 7);
+    cr_assert_eq (s_thread_count (), threads, "no helper thread was started");
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+
+    a = s_open (dir_a, SEGMENT_LARGE, false, KP_LOG_OK);
+    b = s_open (dir_b, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (a), 7);
+    cr_assert_eq (s_replay_check (b), 6);
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+    s_dir_remove (&dir_a);
+    s_dir_remove (&dir_b);
+}
+
+Test (kp_log, sync_both_thousands_of_times_hands_over_to_one_helper_thread)
+{
+    char *dir_a = kp_test_tempdir ();
+    char *dir_b = kp_test_tempdir ();
+    int fds = s_fd_count ();
+    kp_log_t *a = s_open (dir_a, SEGMENT_LARGE, true, KP_LOG_OK);
+    kp_log_t *b = s_open (dir_b, SEGMENT_LARGE, true, KP_LOG_OK);
+    int threads = s_thread_count ();
+    uint64_t rounds = 2000;
+    for (uint64_t round = 0; round < rounds; round++) {
+        s_append_records (a, 1, NULL);
+        s_append_records (b, 1 + round % 3, NULL);
+        cr_assert_eq (kp_log_sync_both (a, b), 0, "round %llu",
+                      (unsigned long long) round);
+        cr_assert_eq (kp_log_synced (a), kp_log_size (a));
+        cr_assert_eq (kp_log_synced (b), kp_log_size (b));
+    }
+    cr_assert_eq (kp_log_sync_count (a), rounds);
+    cr_assert_eq (kp_log_sync_count (b), rounds);
+    cr_assert_eq (s_thread_count (), threads + 1, "one helper thread for all rounds");
+
+    //  The roles swap: b gets a helper of its own
+    for (uint64_t round = 0; round < 100; round++) {
+        s_append_records (a, 2, NULL);
+        s_append_records (b, 1, NULL);
+        cr_assert_eq (kp_log_sync_both (b, a), 0);
+    }
+    cr_assert_eq (kp_log_sync_count (a), rounds + 100);
+    cr_assert_eq (kp_log_sync_count (b), rounds + 100);
+    cr_assert_eq (kp_log_synced (a), kp_log_size (a));
+    cr_assert_eq (kp_log_synced (b), kp_log_size (b));
+    cr_assert_eq (s_thread_count (), threads + 2);
+    uint64_t size_a = kp_log_size (a);
+    uint64_t size_b = kp_log_size (b);
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+    cr_assert_eq (s_fd_count (), fds, "destroy joined the helpers, closed their pipes");
+
+    a = s_open (dir_a, SEGMENT_LARGE, false, KP_LOG_OK);
+    b = s_open (dir_b, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (a), size_a);
+    cr_assert_eq (s_replay_check (b), size_b);
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+    s_dir_remove (&dir_a);
+    s_dir_remove (&dir_b);
+}
+
+Test (kp_log, sync_both_syncs_the_segment_a_rollover_started)
+{
+    size_t segment_size = 1024;
+    char *dir_a = kp_test_tempdir ();
+    char *dir_b = kp_test_tempdir ();
+    kp_log_t *a = s_open (dir_a, segment_size, true, KP_LOG_OK);
+    kp_log_t *b = s_open (dir_b, segment_size, true, KP_LOG_OK);
+    for (int round = 0; round < 20; round++) {
+        s_append_records (a, 7, NULL);
+        s_append_records (b, 3, NULL);
+        cr_assert_eq (kp_log_sync_both (a, b), 0);
+        cr_assert_eq (kp_log_synced (a), kp_log_size (a));
+        cr_assert_eq (kp_log_synced (b), kp_log_size (b));
+    }
+    //  One fdatasync per rollover, plus one per round for the last segment
+    uint64_t starts [64];
+    size_t segments_a = s_segment_starts (140, segment_size, starts, 64);
+    size_t segments_b = s_segment_starts (60, segment_size, starts, 64);
+    cr_assert_gt (segments_a, 3);
+    cr_assert_eq (kp_log_sync_count (a), segments_a - 1 + 20);
+    cr_assert_eq (kp_log_sync_count (b), segments_b - 1 + 20);
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+
+    a = s_open (dir_a, segment_size, false, KP_LOG_OK);
+    b = s_open (dir_b, segment_size, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (a), 140);
+    cr_assert_eq (s_replay_check (b), 60);
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+    s_dir_remove (&dir_a);
+    s_dir_remove (&dir_b);
+}
+
+Test (kp_log, sync_both_fails_for_a_log_whose_write_failed_and_still_syncs_the_other)
+{
+    char *dir_a = s_log_make (3, SEGMENT_LARGE);
+    char *dir_b = s_log_make (200, SEGMENT_LARGE);
+    kp_log_t *a = s_open (dir_a, SEGMENT_LARGE, false, KP_LOG_OK);
+    kp_log_t *b = s_open (dir_b, SEGMENT_LARGE, false, KP_LOG_OK);
+    s_append_records (a, 2, NULL);
+    s_append_records (b, 2, NULL);
+    char *path_b = s_segment_path (dir_b, 0);
+    uint64_t good_b = s_file_size (path_b);
+
+    //  The limit stops b's batch (its file is the larger), not a's
+    struct rlimit saved = s_file_limit (good_b + 10);
+    int rc = kp_log_sync_both (a, b);
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &saved), 0);
+    cr_assert_eq (rc, -1, "b's failed write fails the call");
+    cr_assert_eq (kp_log_synced (a), 5, "a is synced all the same");
+    cr_assert_eq (kp_log_sync_count (a), 1);
+    cr_assert_eq (kp_log_synced (b), 200);
+    cr_assert_eq (kp_log_sync_count (b), 0);
+    cr_assert_eq (s_file_size (path_b), good_b, "b cut back to its last whole record");
+
+    //  b refuses from now on, as after kp_log_sync; a goes on
+    s_append_records (a, 1, NULL);
+    cr_assert_eq (kp_log_sync_both (a, b), -1);
+    cr_assert_eq (kp_log_synced (a), 6);
+    cr_assert_eq (kp_log_sync_count (a), 2);
+    cr_assert_eq (kp_log_sync (b), -1);
+    cr_assert_eq (kp_log_sync_both (NULL, b), -1);
+    cr_assert_eq (kp_log_sync_both (a, NULL), 0);
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+
+    a = s_open (dir_a, SEGMENT_LARGE, false, KP_LOG_OK);
+    b = s_open (dir_b, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (a), 6);
+    cr_assert_eq (s_replay_check (b), 200);
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+    free (path_b);
+    s_dir_remove (&dir_a);
+    s_dir_remove (&dir_b);
+}
+
+//  The highest open file descriptor of this process now
+static int
+s_fd_top (void)
+{
+    DIR *handle = opendir ("/proc/self/fd");
+    cr_assert_not_null (handle);
+    int top = -1;
+    struct dirent *entry;
+    while ((entry = readdir (handle)))
+        if (entry->d_name [0] != '.' && atoi (entry->d_name) > top)
+            top = atoi (entry->d_name);
+    closedir (handle);
+    return top;
+}
+
+Test (kp_log, sync_both_syncs_in_turn_when_its_thread_cannot_start)
+{
+    char *dir_a = kp_test_tempdir ();
+    char *dir_b = kp_test_tempdir ();
+    kp_log_t *a = s_open (dir_a, SEGMENT_LARGE, true, KP_LOG_OK);
+    kp_log_t *b = s_open (dir_b, SEGMENT_LARGE, true, KP_LOG_OK);
+    s_append_records (a, 5, NULL);
+    s_append_records (b, 8, NULL);
+    int threads = s_thread_count ();
+
+    //  No descriptor left for the helper's socket pair: lower the limit to
+    //  the highest one open, and fill every free number below it. CZMQ
+    //  starts first, as in the broker: its first log line would need some.
+    zsys_init ();
+    struct rlimit saved, limit;
+    cr_assert_eq (getrlimit (RLIMIT_NOFILE, &saved), 0);
+    limit = saved;
+    limit.rlim_cur = (rlim_t) s_fd_top () + 1;
+    cr_assert_eq (setrlimit (RLIMIT_NOFILE, &limit), 0);
+    int fillers [256];
+    int filled = 0;
+    while (filled < 256 && (fillers [filled] = open ("/dev/null", O_RDONLY)) >= 0)
+        filled++;
+    int err = errno;
+    int rc = kp_log_sync_both (a, b);
+    while (filled > 0)
+        close (fillers [--filled]);
+    cr_assert_eq (setrlimit (RLIMIT_NOFILE, &saved), 0);
+    cr_assert_eq (err, EMFILE);
+    cr_assert_eq (rc, 0);
+    cr_assert_eq (kp_log_synced (a), 5);
+    cr_assert_eq (kp_log_synced (b), 8);
+    cr_assert_eq (kp_log_sync_count (a), 1);
+    cr_assert_eq (kp_log_sync_count (b), 1);
+
+    //  Not tried again: still in turn, with descriptors to spare
+    s_append_records (a, 1, NULL);
+    s_append_records (b, 1, NULL);
+    cr_assert_eq (kp_log_sync_both (a, b), 0);
+    cr_assert_eq (kp_log_sync_count (a), 2);
+    cr_assert_eq (kp_log_sync_count (b), 2);
+    cr_assert_eq (s_thread_count (), threads, "no helper thread");
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+
+    a = s_open (dir_a, SEGMENT_LARGE, false, KP_LOG_OK);
+    b = s_open (dir_b, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (a), 6);
+    cr_assert_eq (s_replay_check (b), 9);
+    kp_log_destroy (&a);
+    kp_log_destroy (&b);
+    s_dir_remove (&dir_a);
+    s_dir_remove (&dir_b);
+}
+
+Test (kp_log, sync_both_of_one_log_twice_is_a_programming_error, .signal = SIGABRT)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    //  Remove the temp dir first: the assert ends this process
+    s_dir_remove (&dir);
+    int rc = kp_log_sync_both (log, log);
+    cr_assert_fail ("kp_log_sync_both (log, log) returned %d", rc);
 }

@@ -709,6 +709,93 @@ Test (kp_server, receipted_messages_survive_kill_9)
     zsock_destroy (&veilig_thuis);
 }
 
+//  Every kind of item in every state across a crash: acked messages stay
+//  settled, messages in flight come back first, statuses acked stay gone,
+//  statuses not acked come again, and a resend still finds its receipt
+Test (kp_server, a_crash_keeps_every_item_where_it_was)
+{
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 16);
+    s_message_t signals [8];
+    uint64_t seqs [8];
+    for (int index = 0; index < 8; index++) {
+        s_message_init (&signals [index], KP__WIRE__MESSAGE_TYPE__SIGNAL,
+                        "municipality:GM0153", "kept across a crash");
+        seqs [index] = s_submit_ok (police, &signals [index]);
+    }
+    //  Veilig Thuis takes 5 and acks the 1st, 2nd, 3rd and 5th
+    zsock_t *veilig_thuis = s_session ("vt-twente", 5);
+    for (int index = 0; index < 5; index++) {
+        Kp__Wire__Command *deliver = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+        cr_assert_eq (deliver->deliver->seq, seqs [index]);
+        if (index != 3)
+            s_ack (veilig_thuis, deliver->deliver->seq);
+        s_free (deliver);
+    }
+    //  The police hear of all four, and ack the first two statuses only
+    uint64_t status_seqs [4];
+    for (int index = 0; index < 4; index++) {
+        Kp__Wire__Command *status = s_expect (police, KP__WIRE__COMMAND__KIND_STATUS);
+        cr_assert_eq (status->status->status, KP__WIRE__STATUS_KIND__DELIVERED);
+        status_seqs [index] = status->status->seq;
+        if (index < 2)
+            s_ack (police, status->status->seq);
+        s_free (status);
+    }
+    //  A receipt after the acks: they were logged before it
+    s_message_t last;
+    s_message_init (&last, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "last");
+    uint64_t last_seq = s_submit_ok (police, &last);
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+    kp_test_broker_stop (region, SIGKILL);
+    s_start (NULL);
+
+    //  The resend of the first signal gets its first receipt (on a session
+    //  without credit, so that no status comes between)
+    zsock_t *resender = s_session ("police-oost", 0);
+    Kp__Wire__Command *reply = s_submit (resender, &signals [0]);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_RECEIPT);
+    cr_assert_eq (reply->receipt->seq, seqs [0]);
+    cr_assert (reply->receipt->duplicate);
+    s_free (reply);
+    zsock_destroy (&resender);
+    police = s_session ("police-oost", 16);
+    //  The two statuses not acked come again, in order, and nothing else
+    for (int index = 2; index < 4; index++) {
+        Kp__Wire__Command *status = s_expect (police, KP__WIRE__COMMAND__KIND_STATUS);
+        cr_assert_eq (status->status->seq, status_seqs [index]);
+        s_ack (police, status->status->seq);
+        s_free (status);
+    }
+    //  The 4th (delivered, not acked) first, then the rest in order
+    veilig_thuis = s_session ("vt-twente", 16);
+    uint64_t expected [] = { seqs [3], seqs [5], seqs [6], seqs [7], last_seq };
+    for (size_t index = 0; index < 5; index++) {
+        Kp__Wire__Command *deliver = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+        cr_assert_eq (deliver->deliver->seq, expected [index], "delivery %zu", index);
+        //  The 4th was delivered once before the crash (the others may have
+        //  been, as credit came free)
+        if (index == 0)
+            cr_assert_eq (deliver->deliver->attempt, 2);
+        s_ack (veilig_thuis, deliver->deliver->seq);
+        s_free (deliver);
+    }
+    cr_assert_null (s_recv (veilig_thuis, 300), "more than was queued");
+    //  Their five statuses, and not one of the two acked before the crash
+    for (int index = 0; index < 5; index++) {
+        Kp__Wire__Command *status = s_expect (police, KP__WIRE__COMMAND__KIND_STATUS);
+        cr_assert_eq (status->status->status, KP__WIRE__STATUS_KIND__DELIVERED);
+        cr_assert_neq (status->status->seq, status_seqs [0]);
+        cr_assert_neq (status->status->seq, status_seqs [1]);
+        s_ack (police, status->status->seq);
+        s_free (status);
+    }
+    cr_assert_null (s_recv (police, 300));
+    zsock_destroy (&veilig_thuis);
+    zsock_destroy (&police);
+}
+
 Test (kp_server, torn_tail_is_cut_and_mid_log_damage_stops_the_start)
 {
     s_start (NULL);
