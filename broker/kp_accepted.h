@@ -39,6 +39,7 @@ typedef enum {
 #define KP_MESSAGE_READ 0x01            //  a school's read receipt came in
 #define KP_MESSAGE_BODY_DELETED 0x02    //  BODY_DELETED was logged
 #define KP_MESSAGE_OVERDUE 0x04         //  OVERDUE was logged
+#define KP_MESSAGE_VOIDED 0x08          //  VOIDED: its body was lost, forgotten
 
 //  One accepted message: 24 bytes
 typedef struct {
@@ -47,7 +48,7 @@ typedef struct {
     uint32_t fingerprint;           //  of the message id (keyed)
     uint8_t type;                   //  Kp__Wire__MessageType
     uint8_t state;                  //  kp_message_state_t
-    uint8_t flags;                  //  KP_MESSAGE_READ, _BODY_DELETED, _OVERDUE
+    uint8_t flags;                  //  KP_MESSAGE_READ, _BODY_DELETED, ...
     uint8_t attempt;                //  deliveries so far, stops at 255
 } kp_message_t;
 

@@ -1525,6 +1525,16 @@ kp_log_next_pos (kp_log_t *self, uint64_t pos, size_t size)
 }
 
 //  --------------------------------------------------------------------------
+//  The position the next record will get
+
+uint64_t
+kp_log_end (kp_log_t *self)
+{
+    assert (self);
+    return s_pos (self->segment_count - 1, self->segments [self->segment_count - 1].size);
+}
+
+//  --------------------------------------------------------------------------
 //  Position of record seq: the segment by binary search on first seqs, then
 //  a walk over frame headers (from memory where the buffers hold them); see
 //  kp_log.h

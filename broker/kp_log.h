@@ -12,8 +12,14 @@
     and written with one write when kp_log_sync is called (or when the
     buffer fills, at rollover, before kp_log_replay or kp_log_erase, and in
     kp_log_destroy); kp_log_sync then makes every record appended so far
-    durable with one fdatasync (group commit). Records in the buffer, and
-    the last batch written, are read back from memory.
+    durable with one fdatasync (group commit). Records in the write buffer,
+    and the records written last to the last segment (a cache of a size
+    set by kp_log_set_cache, 1 MiB by default), are read back from memory.
+    Memory: a log holds at most 1.5 x its cache size + 1 MiB in its
+    buffer (2.5 MiB by default), more only while a record over 1 MiB waits
+    in it to be written; plus a read buffer as large as the largest record
+    read, and during open and replay a read-ahead buffer of 1 MiB (or the
+    largest record).
     On open, a torn last record is cut (if allowed); a bad record anywhere
     else makes open fail with a message naming the file and offset.
     Positions survive close and reopen (segments are never removed), so
@@ -119,7 +125,9 @@ int
 
 //  Read the record at pos. Returns a pointer into a buffer owned by the log,
 //  valid until the next call on the log, and sets *size_p; NULL if pos is
-//  not a record position or the record fails its checksum.
+//  not a record position or the record fails its checksum. From memory if
+//  the record is in the write buffer or the cache (kp_log_set_cache), else
+//  from the file (a read miss, see kp_log_read_misses).
 const uint8_t *
     kp_log_read (kp_log_t *self, uint64_t pos, size_t *size_p);
 
@@ -136,6 +144,11 @@ int
 //  For reading a run of records in order without a seek each.
 uint64_t
     kp_log_next_pos (kp_log_t *self, uint64_t pos, size_t size);
+
+//  The position the next record will get: every record has a position
+//  below it, and a position at or past it holds no record (yet).
+uint64_t
+    kp_log_end (kp_log_t *self);
 
 //  Find the position of record seq (< kp_log_size). Reads only frame
 //  headers, within the one segment that holds seq. 0, or -1 on a read
@@ -162,6 +175,27 @@ uint64_t
 //  Count of fdatasync calls made so far (for stats and benchmarks).
 uint64_t
     kp_log_sync_count (kp_log_t *self);
+
+//  Keep the last bytes written to the last segment readable from memory,
+//  in addition to the records still in the write buffer: kp_log_read and
+//  kp_log_seek of every record that starts within the last bytes bytes
+//  written to the file need no read of it (bytes = 0: only the write
+//  buffer). 1 MiB unless set. The cache is of the last segment only, so
+//  a rollover empties it, and after kp_log_open it holds only what was
+//  written since. It costs up to 1.5 x bytes of memory (the oldest records
+//  are dropped, down to bytes, once it passes that, so that the drop, a
+//  move of the newest bytes to the front, happens at most once per bytes/2
+//  written). A smaller value drops what is past it at once. The broker's
+//  audit log wants its acknowledgements' ACCEPTED records, written one or
+//  two windows before, in it. bytes <= KP_LOG_CACHE_MAX.
+#define KP_LOG_CACHE_MAX (1024u * 1024 * 1024)
+void
+    kp_log_set_cache (kp_log_t *self, size_t bytes);
+
+//  Count of kp_log_read calls that read the file, because the record was
+//  in neither the cache nor the write buffer (for stats and benchmarks).
+uint64_t
+    kp_log_read_misses (kp_log_t *self);
 
 //  The CRC32C (Castagnoli) of data, continuing from crc (start with 0).
 //  Uses the CPU's crc32 instruction where it has SSE4.2, else software.

@@ -23,10 +23,10 @@
 #include <czmq.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "kp_merkle.h"
+#include "kp_sha256.h"
 #include "kp_util.h"
 
 #define S_LEVELS            64          //  levels 0..63 cover any n < 2^64
@@ -68,12 +68,11 @@ kp_merkle_leaf_hash (const uint8_t *data, size_t size, uint8_t *hash)
     assert (data || size == 0);
     assert (hash);
     const uint8_t prefix = 0x00;
-    crypto_hash_sha256_state state;
-    crypto_hash_sha256_init (&state);
-    crypto_hash_sha256_update (&state, &prefix, 1);
-    if (size > 0)
-        crypto_hash_sha256_update (&state, data, size);
-    crypto_hash_sha256_final (&state, hash);
+    kp_sha256_t state;
+    kp_sha256_init (&state);
+    kp_sha256_update (&state, &prefix, 1);
+    kp_sha256_update (&state, data, size);
+    kp_sha256_final (&state, hash);
 }
 
 //  --------------------------------------------------------------------------
@@ -90,7 +89,7 @@ kp_merkle_node_hash (const uint8_t *left, const uint8_t *right, uint8_t *hash)
     input [0] = 0x01;
     memcpy (input + 1, left, KP_MERKLE_HASH);
     memcpy (input + 1 + KP_MERKLE_HASH, right, KP_MERKLE_HASH);
-    crypto_hash_sha256 (hash, input, sizeof input);
+    kp_sha256 (hash, input, sizeof input);
 }
 
 //  --------------------------------------------------------------------------
@@ -99,7 +98,7 @@ kp_merkle_node_hash (const uint8_t *left, const uint8_t *right, uint8_t *hash)
 static void
 s_empty_root (uint8_t *root)
 {
-    crypto_hash_sha256 (root, NULL, 0);
+    kp_sha256 (root, NULL, 0);
 }
 
 //  --------------------------------------------------------------------------

@@ -9,8 +9,10 @@
     as a group, sends receipts, and delivers. A loop turn is:
 
     1.  read every command waiting (up to a batch), appending records;
-    2.  if anything was appended: fdatasync the body store, then the log
-        (group commit: one sync each for the whole batch);
+    2.  if a reply or an item waits for it: fdatasync the body store, then
+        the log (group commit: one sync each for the whole batch); records
+        that release nothing (DELIVERED_TO, STATUS_ACKNOWLEDGED, ...) wait
+        for the next such sync, or the one at every timer tick;
     3.  only then send the receipts of the batch, and deliver: an item is
         handed out only when the record that created it is durable, so a
         delivery tag (the record's index) can never be reused after a crash;
@@ -21,9 +23,11 @@
 #include "kp_accepted.h"
 #include "kp_log.h"
 #include "kp_notary.h"
+#include "kp_peek.h"
 #include "kp_policy.h"
 #include "kp_queue.h"
 #include "kp_registry.h"
+#include "kp_sha256.h"
 #include <sodium.h>
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -79,6 +83,9 @@ typedef struct {
     size_t due_size, due_limit;
     uint32_t *deletions;            //  replay: messages whose body goes
     size_t deletions_size, deletions_limit;
+    uint32_t *lost;                 //  replay: messages whose body a crash lost
+    size_t lost_size, lost_limit;
+    uint64_t bodies_end;            //  end of the body store when opened
     zhashx_t *partners_seen;        //  id -> public key, as last logged
     zhashx_t *auth_failures;        //  hex key hash -> last record time
     zlistx_t *replies;              //  s_reply_t waiting for the commit
@@ -90,6 +97,7 @@ typedef struct {
     int64_t next_tick;              //  monotonic ms of the next timer run
     int64_t next_registry_check;
     int64_t next_checkpoint;        //  monotonic ms: no checkpoint before
+    uint64_t waiting;               //  1 + the highest seq of a queued item
 } self_t;
 
 static void s_fatal (self_t *self, const char *what);
@@ -472,8 +480,10 @@ s_accepted_find (self_t *self, const uint8_t *id, Kp__Wire__Record **record_p)
     uint32_t index;
     while ((index = kp_accepted_candidate (self->accepted, id, &cursor))
            != KP_ACCEPTED_NONE) {
-        Kp__Wire__Record *record = s_record_read (self,
-                                                  kp_accepted_get (self->accepted, index)->pos);
+        kp_message_t *message = kp_accepted_get (self->accepted, index);
+        if (message->flags & KP_MESSAGE_VOIDED)
+            continue;
+        Kp__Wire__Record *record = s_record_read (self, message->pos);
         if (!record) {
             s_fatal (self, "cannot read back a record of the log");
             return KP_ACCEPTED_NONE;
@@ -704,7 +714,7 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
     char reason [256];
     Kp__Wire__ErrorCode code = KP__WIRE__ERROR_CODE__OK;
     uint8_t body_hash [KP_HASH_SIZE];
-    crypto_hash_sha256 (body_hash, submit->body.data, submit->body.len);
+    kp_sha256 (body_hash, submit->body.data, submit->body.len);
     const char *type_name = kp_type_name (envelope->type);
     int64_t now = kp_now_ms ();
     if (!type_name) {
@@ -821,6 +831,7 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
             s_read_receipt (self, sender->id, sender->role, referenced, referenced_record,
                             false);
         kp_queue_add_message (self->queue, recipient->id, index, envelope->expires_at_ms);
+        self->waiting = seq + 1;
         s_receipt_reply (self, session, &envelope->id, &record, false);
         kp_debug ("kp_server: accepted seq=%llu from=%s to=%s type=%s",
                   (unsigned long long) seq, sender->id, recipient->id, type_name);
@@ -871,7 +882,7 @@ s_item_settle (self_t *self, const kp_item_t *item, Kp__Wire__EventKind event,
             s_fatal (self, "append to the body store failed");
             return;
         }
-        crypto_hash_sha256 (note_hash, note, note_size);
+        kp_sha256 (note_hash, note, note_size);
         ProtobufCBinaryData *field = event == KP__WIRE__EVENT_KIND__ACKNOWLEDGED?
                                      &record.receipt_hash: &record.body_hash;
         field->data = note_hash;
@@ -879,8 +890,10 @@ s_item_settle (self_t *self, const kp_item_t *item, Kp__Wire__EventKind event,
     }
     uint64_t pos;
     uint64_t seq = s_record_append (self, &record, &pos);
-    if (seq != UINT64_MAX && item->kind == KP_ITEM_MESSAGE)
+    if (seq != UINT64_MAX && item->kind == KP_ITEM_MESSAGE) {
         kp_queue_add_status (self->queue, original->sender, seq, pos);
+        self->waiting = seq + 1;
+    }
     kp__wire__record__free_unpacked (original, NULL);
     s_session_t *session = (s_session_t *) item->session;
     if (session && session->in_flight > 0)
@@ -1361,19 +1374,22 @@ s_router_drain (self_t *self)
 //  --------------------------------------------------------------------------
 //  Group commit, then the replies that waited for it
 
+//  A turn syncs only if someone waits for it: a reply, or an item that may
+//  not go out before its record is durable. Records that release nothing
+//  (DELIVERED_TO, STATUS_ACKNOWLEDGED, REJECTED, ...) ride with the next
+//  sync that is needed, or with the one every tick (all = true).
 static void
-s_commit (self_t *self)
+s_commit (self_t *self, bool all)
 {
     if (self->fatal)
         return;
-    if (kp_log_synced (self->bodies) < kp_log_size (self->bodies)
-    &&  kp_log_sync (self->bodies)) {
-        s_fatal (self, "fdatasync of the body store failed");
+    if (!all && zlistx_size (self->replies) == 0
+    &&  self->waiting <= kp_log_synced (self->log))
         return;
-    }
-    if (kp_log_synced (self->log) < kp_log_size (self->log)
-    &&  kp_log_sync (self->log)) {
-        s_fatal (self, "fdatasync of the log failed");
+    //  Both at once: a crash may then keep an ACCEPTED record and lose its
+    //  body, which the next start finds and voids (s_void_lost)
+    if (kp_log_sync_both (self->log, self->bodies)) {
+        s_fatal (self, "fdatasync of the log or the body store failed");
         return;
     }
     for (s_reply_t *reply = (s_reply_t *) zlistx_first (self->replies); reply;
@@ -1424,6 +1440,21 @@ s_status_of (Kp__Wire__EventKind event)
     }
 }
 
+//  The note (a nack's reason, an ack's receipt) a record names by position
+//  and hash, or NULL if there is none or it is not the one hashed: the
+//  record may have survived a crash that the note did not (s_commit)
+static const uint8_t *
+s_note_read (self_t *self, uint64_t pos, const ProtobufCBinaryData *hash, size_t *size_p)
+{
+    if (hash->len != KP_HASH_SIZE)
+        return NULL;
+    const uint8_t *note = kp_log_read (self->bodies, pos, size_p);
+    uint8_t note_hash [KP_HASH_SIZE];
+    if (note)
+        kp_sha256 (note_hash, note, *size_p);
+    return note && sodium_memcmp (note_hash, hash->data, KP_HASH_SIZE) == 0? note: NULL;
+}
+
 //  Build and send one item to session. Returns 0, -1 if it could not go now
 //  (the peer's pipe is full), -2 if the peer is gone. A message whose body
 //  cannot be read is dropped.
@@ -1472,19 +1503,17 @@ s_deliver_item (self_t *self, s_session_t *session, const kp_item_t *item)
         status.type = record->type;
         size_t reason_size = 0;
         const uint8_t *reason = NULL;
-        if (record->event == KP__WIRE__EVENT_KIND__NACKED
-        &&  record->body_hash.len == KP_HASH_SIZE)
-            reason = kp_log_read (self->bodies, record->body_pos, &reason_size);
+        if (record->event == KP__WIRE__EVENT_KIND__NACKED)
+            reason = s_note_read (self, record->body_pos, &record->body_hash, &reason_size);
         if (reason) {
             reason_text = strndup ((const char *) reason, reason_size);
             assert (reason_text);
             status.reason = reason_text;
         }
-        if (record->event == KP__WIRE__EVENT_KIND__ACKNOWLEDGED
-        &&  record->receipt_hash.len == KP_HASH_SIZE) {
+        if (record->event == KP__WIRE__EVENT_KIND__ACKNOWLEDGED) {
             size_t receipt_size = 0;
-            const uint8_t *receipt = kp_log_read (self->bodies, record->body_pos,
-                                                  &receipt_size);
+            const uint8_t *receipt = s_note_read (self, record->body_pos,
+                                                  &record->receipt_hash, &receipt_size);
             if (receipt) {
                 receipt_copy = (uint8_t *) malloc (receipt_size);
                 assert (receipt_copy);
@@ -1588,8 +1617,10 @@ s_due_check (self_t *self, int64_t now)
         record.outcome = KP__WIRE__ERROR_CODE__EXPIRED;
         uint64_t pos;
         uint64_t seq = s_record_append (self, &record, &pos);
-        if (seq != UINT64_MAX)
+        if (seq != UINT64_MAX) {
             kp_queue_add_status (self->queue, original->sender, seq, pos);
+            self->waiting = seq + 1;
+        }
         kp__wire__record__free_unpacked (original, NULL);
     }
     self->due_size = kept;
@@ -1602,6 +1633,7 @@ s_timers (self_t *self)
     if (now_mono < self->next_tick)
         return;
     self->next_tick = now_mono + S_TICK;
+    s_commit (self, true);
     kp_queue_requeue_timed_out (self->queue, now_mono, self->config->ack_timeout,
                                 s_session_requeued, NULL);
     int64_t now = kp_now_ms ();
@@ -1645,6 +1677,28 @@ s_timers (self_t *self)
 //  --------------------------------------------------------------------------
 //  Start-up: rebuild the delivery state from the log
 
+//  A partner id from a record, as a C string in buffer; NULL if absent or
+//  not an id the registry could have (the broker writes only valid ones)
+static const char *
+s_peek_id (kp_peek_bytes_t bytes, char *buffer, size_t limit)
+{
+    if (bytes.size == 0 || bytes.size >= limit || memchr (bytes.data, 0, bytes.size))
+        return NULL;
+    memcpy (buffer, bytes.data, bytes.size);
+    buffer [bytes.size] = 0;
+    return buffer;
+}
+
+//  The message a record is about (its ref_seq), or NULL
+static kp_message_t *
+s_replay_referenced (self_t *self, const kp_peek_record_t *record)
+{
+    return kp_accepted_get (self->accepted,
+                            kp_accepted_by_seq (self->accepted, record->ref_seq));
+}
+
+//  One record of the log at start. Only the fields the delivery state needs
+//  are read, in place (kp_peek), without unpacking the record.
 static int
 s_replay_record (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, void *arg)
 {
@@ -1652,72 +1706,82 @@ s_replay_record (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, v
     //  The tree is trusted up to the last checkpoint; the rest is hashed again
     if (seq >= kp_notary_size (self->notary) && kp_notary_append (self->notary, data, size))
         return -1;
-    Kp__Wire__Record *record = kp__wire__record__unpack (NULL, size, data);
-    if (!record || record->seq != seq) {
+    kp_peek_record_t record;
+    if (kp_peek_record (data, size, &record) || record.seq != seq) {
         zsys_error ("kp_server: log record %llu does not decode; the log is damaged",
                     (unsigned long long) seq);
-        if (record)
-            kp__wire__record__free_unpacked (record, NULL);
         return -1;
     }
-    switch (record->event) {
+    char sender_buffer [256], recipient_buffer [256];
+    const char *sender = s_peek_id (record.sender, sender_buffer, sizeof sender_buffer);
+    const char *recipient = s_peek_id (record.recipient, recipient_buffer,
+                                       sizeof recipient_buffer);
+    switch (record.event) {
         case KP__WIRE__EVENT_KIND__ACCEPTED: {
-            Kp__Wire__Envelope *envelope = record->envelope;
-            if (!envelope || record->message_id.len != KP_ID_SIZE || !record->sender
-            ||  !record->recipient)
+            if (!record.has_envelope || record.message_id.size != KP_ID_SIZE || !sender
+            ||  !recipient)
                 break;
-            uint32_t index = kp_accepted_add (self->accepted, record->message_id.data, seq,
-                                              pos, (uint8_t) record->type);
-            if (envelope->due_at_ms)
-                s_due_add (self, index, envelope->due_at_ms);
-            kp_queue_add_message (self->queue, record->recipient, index,
-                                  envelope->expires_at_ms);
+            uint32_t index = kp_accepted_add (self->accepted, record.message_id.data, seq,
+                                              pos, (uint8_t) record.type);
+            if (record.body_pos >= self->bodies_end) {
+                //  Its body did not survive a crash: voided after the replay
+                uint32_t *lost = (uint32_t *) s_grow ((void **) &self->lost, &self->lost_size,
+                                                      &self->lost_limit, sizeof (uint32_t));
+                *lost = index;
+            }
+            if (record.due_at_ms)
+                s_due_add (self, index, record.due_at_ms);
+            kp_queue_add_message (self->queue, recipient, index, record.expires_at_ms);
             //  Only a school's feedback can be a read receipt
-            if (envelope->reference.len == KP_ID_SIZE
-            &&  record->sender_role == KP__WIRE__ROLE__SCHOOL) {
+            if (record.reference.size == KP_ID_SIZE
+            &&  record.sender_role == KP__WIRE__ROLE__SCHOOL) {
                 Kp__Wire__Record *referenced_record;
-                uint32_t referenced = s_accepted_find (self, envelope->reference.data,
+                uint32_t referenced = s_accepted_find (self, record.reference.data,
                                                        &referenced_record);
                 if (referenced_record) {
-                    s_read_receipt (self, record->sender, record->sender_role, referenced,
-                                    referenced_record, true);
+                    s_read_receipt (self, sender, (Kp__Wire__Role) record.sender_role,
+                                    referenced, referenced_record, true);
                     kp__wire__record__free_unpacked (referenced_record, NULL);
                 }
             }
             break;
         }
-        case KP__WIRE__EVENT_KIND__OVERDUE_EVENT: {
-            kp_message_t *message = kp_accepted_get (self->accepted,
-                                                     kp_accepted_by_seq (self->accepted,
-                                                                         record->ref_seq));
-            if (message)
-                message->flags |= KP_MESSAGE_OVERDUE;
-            if (record->sender)
-                kp_queue_add_status (self->queue, record->sender, seq, pos);
-            break;
-        }
         case KP__WIRE__EVENT_KIND__DELIVERED_TO: {
             //  Attempts count on across restarts
-            kp_message_t *message = kp_accepted_get (self->accepted,
-                                                     kp_accepted_by_seq (self->accepted,
-                                                                         record->ref_seq));
+            kp_message_t *message = s_replay_referenced (self, &record);
             if (message && message->attempt < UINT8_MAX)
                 message->attempt++;
             break;
         }
+        case KP__WIRE__EVENT_KIND__OVERDUE_EVENT: {
+            kp_message_t *message = s_replay_referenced (self, &record);
+            if (message)
+                message->flags |= KP_MESSAGE_OVERDUE;
+            if (sender)
+                kp_queue_add_status (self->queue, sender, seq, pos);
+            break;
+        }
         case KP__WIRE__EVENT_KIND__BODY_DELETED: {
-            kp_message_t *message = kp_accepted_get (self->accepted,
-                                                     kp_accepted_by_seq (self->accepted,
-                                                                         record->ref_seq));
+            kp_message_t *message = s_replay_referenced (self, &record);
             if (message)
                 message->flags |= KP_MESSAGE_BODY_DELETED;
+            break;
+        }
+        case KP__WIRE__EVENT_KIND__VOIDED: {
+            //  Its body was lost in a crash before the receipt: forgotten
+            kp_item_t item;
+            kp_message_t *message = s_replay_referenced (self, &record);
+            if (message && recipient)
+                kp_queue_remove (self->queue, recipient, record.ref_seq, &item);
+            if (message)
+                message->flags |= KP_MESSAGE_VOIDED;
             break;
         }
         case KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED: {
             //  The status was its sender's item
             kp_item_t item;
-            if (record->sender)
-                kp_queue_remove (self->queue, record->sender, record->ref_seq, &item);
+            if (sender)
+                kp_queue_remove (self->queue, sender, record.ref_seq, &item);
             break;
         }
         case KP__WIRE__EVENT_KIND__ACKNOWLEDGED:
@@ -1725,39 +1789,79 @@ s_replay_record (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, v
         case KP__WIRE__EVENT_KIND__EXPIRED_EVENT: {
             //  The message was its recipient's item; its sender gets a status
             kp_item_t item;
-            if (record->recipient)
-                kp_queue_remove (self->queue, record->recipient, record->ref_seq, &item);
-            uint32_t index = kp_accepted_by_seq (self->accepted, record->ref_seq);
+            if (recipient)
+                kp_queue_remove (self->queue, recipient, record.ref_seq, &item);
+            uint32_t index = kp_accepted_by_seq (self->accepted, record.ref_seq);
             if (index != KP_ACCEPTED_NONE)
                 s_accepted_settled (self, index,
-                                    record->event == KP__WIRE__EVENT_KIND__EXPIRED_EVENT, true);
-            if (record->sender)
-                kp_queue_add_status (self->queue, record->sender, seq, pos);
+                                    record.event == KP__WIRE__EVENT_KIND__EXPIRED_EVENT, true);
+            if (sender)
+                kp_queue_add_status (self->queue, sender, seq, pos);
             break;
         }
         case KP__WIRE__EVENT_KIND__PARTNER_REGISTERED:
-            if (record->sender && record->key_hash.len == KP_HASH_SIZE) {
-                char *seen = kp_hex_encode (record->key_hash.data, KP_HASH_SIZE);
-                if (record->body_hash.len == KP_HASH_SIZE) {
-                    char *registration = kp_hex_encode (record->body_hash.data,
-                                                        KP_HASH_SIZE);
+            if (sender && record.key_hash.size == KP_HASH_SIZE) {
+                char *seen = kp_hex_encode (record.key_hash.data, KP_HASH_SIZE);
+                if (record.body_hash.size == KP_HASH_SIZE) {
+                    char *registration = kp_hex_encode (record.body_hash.data, KP_HASH_SIZE);
                     char *both = zsys_sprintf ("%s:%s", seen, registration);
                     free (registration);
                     free (seen);
                     seen = both;
                 }
-                zhashx_update (self->partners_seen, record->sender, seen);
+                zhashx_update (self->partners_seen, sender, seen);
             }
             break;
         case KP__WIRE__EVENT_KIND__PARTNER_REVOKED:
-            if (record->sender)
-                zhashx_delete (self->partners_seen, record->sender);
+            if (sender)
+                zhashx_delete (self->partners_seen, sender);
             break;
         default:
             break;
     }
-    kp__wire__record__free_unpacked (record, NULL);
     return 0;
+}
+
+//  Messages whose ACCEPTED record survived a crash but whose body did not
+//  (the two are synced at the same time): no receipt went out for them,
+//  so the sender will send them again. Each gets a VOIDED record and is
+//  forgotten: never delivered, and its id free for the resend.
+static void
+s_void_lost (self_t *self)
+{
+    for (size_t index = 0; index < self->lost_size && !self->fatal; index++) {
+        kp_message_t *message = kp_accepted_get (self->accepted, self->lost [index]);
+        if (message->flags & KP_MESSAGE_VOIDED)
+            continue;               //  at an earlier start, nothing appended since
+        Kp__Wire__Record *original = s_record_read (self, message->pos);
+        if (!original) {
+            s_fatal (self, "cannot read back a record of the log");
+            break;
+        }
+        kp_item_t item;
+        kp_queue_remove (self->queue, original->recipient, message->seq, &item);
+        message->state = KP_MESSAGE_SETTLED;
+        message->flags |= KP_MESSAGE_VOIDED;
+        Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+        record.event = KP__WIRE__EVENT_KIND__VOIDED;
+        record.message_id = original->message_id;
+        record.type = original->type;
+        record.sender = original->sender;
+        record.sender_role = original->sender_role;
+        record.recipient = original->recipient;
+        record.recipient_role = original->recipient_role;
+        record.body_hash = original->body_hash;
+        record.ref_seq = message->seq;
+        record.outcome = KP__WIRE__ERROR_CODE__UNAVAILABLE;
+        s_record_append (self, &record, NULL);
+        zsys_warning ("kp_server: message seq=%llu from=%s lost its body in a crash before "
+                      "its receipt; voided (the sender will send it again)",
+                      (unsigned long long) message->seq, original->sender);
+        kp__wire__record__free_unpacked (original, NULL);
+    }
+    free (self->lost);
+    self->lost = NULL;
+    self->lost_size = self->lost_limit = 0;
 }
 
 //  Open a log in dir/name; NULL on failure (logged)
@@ -1810,6 +1914,7 @@ s_start (self_t *self)
     self->bodies = self->log? s_log_open (config, "bodies"): NULL;
     if (!self->bodies)
         return -1;
+    self->bodies_end = kp_log_end (self->bodies);
     self->notary = kp_notary_open (config->data_dir, config->region, config->name,
                                    kp_log_size (self->log));
     if (!self->notary)
@@ -1819,6 +1924,7 @@ s_start (self_t *self)
         zsys_error ("kp_server: replay of %s/log failed; not starting", config->data_dir);
         return -1;
     }
+    s_void_lost (self);
     zsys_notice ("kp_server: replayed records=%llu queued=%zu msec=%lld",
                  (unsigned long long) kp_log_size (self->log), kp_queue_size (self->queue),
                  (long long) (kp_mono_ms () - started));
@@ -1874,7 +1980,7 @@ s_start (self_t *self)
     Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
     record.event = KP__WIRE__EVENT_KIND__BROKER_START;
     s_record_append (self, &record, NULL);
-    s_commit (self);
+    s_commit (self, true);
     s_checkpoint (self);
     if (self->fatal)
         return -1;
@@ -1925,7 +2031,7 @@ s_self_destroy (self_t **self_p)
         Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
         record.event = KP__WIRE__EVENT_KIND__BROKER_STOP;
         s_record_append (self, &record, NULL);
-        s_commit (self);
+        s_commit (self, true);
         s_checkpoint (self);
         zsys_notice ("kp_server: stopped records=%llu",
                      (unsigned long long) kp_log_size (self->log));
@@ -1937,6 +2043,7 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->auth_failures);
     zhashx_destroy (&self->partners_seen);
     free (self->deletions);
+    free (self->lost);
     free (self->due);
     zhashx_destroy (&self->sessions);
     kp_queue_destroy (&self->queue);
@@ -2010,7 +2117,7 @@ kp_server (zsock_t *pipe, void *args)
         while (zsock_events (self->zap) & ZMQ_POLLIN)
             s_zap_handle (self);
         s_router_drain (self);
-        s_commit (self);
+        s_commit (self, false);
         s_dispatch (self);
         s_timers (self);
         if (self->fatal) {

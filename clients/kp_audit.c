@@ -341,10 +341,14 @@ s_arena_destroy (s_arena_t *self)
 #define S_FLAG_STATUS_ACKED 4       //  status: the sender acknowledged it
 #define S_FLAG_OVERDUE 8            //  accepted: an OVERDUE_EVENT came
 #define S_FLAG_BODY_DELETED 16      //  accepted: a BODY_DELETED came
+#define S_FLAG_VOIDED 32            //  accepted: a VOIDED came (done = its seq)
+#define S_FLAG_READ 64              //  accepted: a READ_EVENT came
 
 typedef struct {
     uint64_t key;                   //  seq + 1; 0 = empty slot
-    uint64_t done;                  //  seq of the settling / status-ack record
+    uint64_t done;                  //  seq of the settling / status-ack record,
+                                    //  or of the VOIDED record
+    uint64_t pos;                   //  accepted: its position in the log
     int64_t expires_at_ms;          //  accepted: envelope expiry
     int64_t due_at_ms;              //  accepted: envelope due time, or 0
     uint8_t id [KP_ID_SIZE];        //  accepted: message id
@@ -468,6 +472,20 @@ s_idmap_find (s_idmap_t *self, const uint8_t *id)
             return 0;
         if (memcmp (entry->id, id, KP_ID_SIZE) == 0)
             return entry->seq_plus1;
+    }
+}
+
+//  Point id (in the table) at seq instead
+static void
+s_idmap_update (s_idmap_t *self, const uint8_t *id, uint64_t seq)
+{
+    for (size_t slot = s_id_hash (id) & self->mask; ; slot = (slot + 1) & self->mask) {
+        s_id_slot_t *entry = &self->slots [slot];
+        assert (entry->seq_plus1);
+        if (memcmp (entry->id, id, KP_ID_SIZE) == 0) {
+            entry->seq_plus1 = seq + 1;
+            return;
+        }
     }
 }
 
@@ -1210,6 +1228,7 @@ typedef struct {
 
 typedef struct {
     const char *dir;                //  the data dir
+    kp_log_t *log;                  //  its log, to read ACCEPTED records back
     s_note_t *notes;                //  every checkpoint, sorted by size
     size_t note_count;
     size_t next_note;               //  first note not yet compared
@@ -1226,6 +1245,9 @@ typedef struct {
     uint64_t latest_time_seq;       //  its record
     uint64_t records;               //  records visited
     uint64_t messages;              //  ACCEPTED records
+    uint64_t voided;                //  VOIDED records
+    uint64_t last_start;            //  seq + 1 of the last BROKER_START, or 0
+    uint64_t voiding;               //  seq + 1 of the first VOIDED since it, or 0
     bool have_problem;              //  a record is wrong
     uint64_t problem_seq;           //  which
     char problem [512];             //  what, "record N: ..."
@@ -1317,10 +1339,143 @@ s_status_for (int event)
     }
 }
 
-//  The rules a correct broker keeps (see docs/AUDITING.md, "What verify
-//  checks"). Reports the first broken one through s_problem.
+//  True for the records a broker writes at start between its VOIDED records
+//  and its BROKER_START: the registry it loads, the bodies its retention
+//  erases, the keys it turns away. Nothing of a running broker.
+static bool
+s_written_at_start (int event)
+{
+    switch (event) {
+        case KP__WIRE__EVENT_KIND__VOIDED:
+        case KP__WIRE__EVENT_KIND__PARTNER_REGISTERED:
+        case KP__WIRE__EVENT_KIND__PARTNER_REVOKED:
+        case KP__WIRE__EVENT_KIND__BODY_DELETED:
+        case KP__WIRE__EVENT_KIND__AUTH_FAILURE:
+        case KP__WIRE__EVENT_KIND__BROKER_START:
+            return true;
+        default:
+            return false;
+    }
+}
+
+//  Why a VOIDED record is not a copy of the ACCEPTED record at pos (the
+//  first field that differs, into why, 128 bytes), or NULL if it is
+static const char *
+s_voided_unlike (s_verify_t *self, const Kp__Wire__Record *voided, uint64_t pos,
+                 char *why)
+{
+    size_t size = 0;
+    const uint8_t *data = kp_log_read (self->log, pos, &size);
+    Kp__Wire__Record *accepted = data?
+        kp__wire__record__unpack (&self->allocator, size, data): NULL;
+    const char *field = NULL;
+    if (!accepted) {
+        snprintf (why, 128, "its ACCEPTED record cannot be read back");
+        return why;
+    }
+    if (voided->type != accepted->type)
+        field = "type";
+    else
+    if (strcmp (voided->sender, accepted->sender) != 0)
+        field = "sender";
+    else
+    if (voided->sender_role != accepted->sender_role)
+        field = "sender_role";
+    else
+    if (strcmp (voided->recipient, accepted->recipient) != 0)
+        field = "recipient";
+    else
+    if (voided->recipient_role != accepted->recipient_role)
+        field = "recipient_role";
+    else
+    if (voided->body_hash.len != accepted->body_hash.len
+    ||  (accepted->body_hash.len
+         && memcmp (voided->body_hash.data, accepted->body_hash.data,
+                    accepted->body_hash.len) != 0))
+        field = "body_hash";
+    if (!field)
+        return NULL;
+    snprintf (why, 128, "it differs from its ACCEPTED record in %s", field);
+    return why;
+}
+
+//  A VOIDED record: the broker found at start that a crash kept an
+//  ACCEPTED record but lost its body (the two are synced at the same
+//  time), so no receipt went out. The message must be one of the life
+//  that just ended, with nothing else about it, voided once.
 static void
-s_verify_record (s_verify_t *self, const Kp__Wire__Record *record, uint64_t seq)
+s_verify_voided (s_verify_t *self, const Kp__Wire__Record *record, uint64_t seq)
+{
+    uint64_t ref = record->ref_seq;
+    s_entry_t *entry = ref < seq? s_seqmap_find (&self->seqs, ref): NULL;
+    if (!entry || entry->kind != S_ENTRY_ACCEPTED) {
+        s_problem (self, seq, "VOIDED for seq %" PRIu64 " but %" PRIu64 " is not "
+                   "ACCEPTED", ref, ref);
+        return;
+    }
+    char id_text [2 * KP_ID_SIZE + 1];
+    if (record->message_id.len != KP_ID_SIZE
+    ||  memcmp (record->message_id.data, entry->id, KP_ID_SIZE) != 0) {
+        s_problem (self, seq, "VOIDED for seq %" PRIu64 " names another message than %"
+                   PRIu64 " accepted (%s)", ref, ref,
+                   s_hex (entry->id, KP_ID_SIZE, id_text));
+        return;
+    }
+    if (entry->flags & S_FLAG_VOIDED) {
+        s_problem (self, seq, "a second VOIDED for seq %" PRIu64 " (the first is record %"
+                   PRIu64 ")", ref, entry->done);
+        return;
+    }
+    if (record->outcome != KP__WIRE__ERROR_CODE__UNAVAILABLE) {
+        const char *outcome = kp_error_name (record->outcome);
+        s_problem (self, seq, "VOIDED for seq %" PRIu64 " with outcome %s, not "
+                   "UNAVAILABLE", ref, outcome? outcome: "unknown");
+        return;
+    }
+    //  No receipt went out, so nothing else can have happened to it
+    char what [96] = "";
+    if (entry->flags & S_FLAG_SETTLED)
+        snprintf (what, sizeof what, "it was settled (%s at record %" PRIu64 ")",
+                  s_event_text (entry->event), entry->done);
+    else
+    if (entry->flags & S_FLAG_OVERDUE)
+        snprintf (what, sizeof what, "its OVERDUE_EVENT");
+    else
+    if (entry->flags & S_FLAG_DELIVERED)
+        snprintf (what, sizeof what, "it was delivered (DELIVERED_TO before)");
+    else
+    if (entry->flags & S_FLAG_READ)
+        snprintf (what, sizeof what, "its READ_EVENT");
+    if (*what) {
+        s_problem (self, seq, "VOIDED for seq %" PRIu64 " after %s", ref, what);
+        return;
+    }
+    //  A body on disk at one start stays there: only the life that just
+    //  ended can have lost one
+    if (self->last_start && self->last_start - 1 > ref) {
+        s_problem (self, seq, "VOIDED for seq %" PRIu64 ", accepted before the "
+                   "BROKER_START at record %" PRIu64 ": only a message of the broker "
+                   "life that just ended can lose its body", ref, self->last_start - 1);
+        return;
+    }
+    char why [128];
+    if (s_voided_unlike (self, record, entry->pos, why)) {
+        s_problem (self, seq, "VOIDED for seq %" PRIu64 ": %s", ref, why);
+        return;
+    }
+    entry->flags |= S_FLAG_VOIDED;
+    entry->done = seq;
+    self->voided++;
+    if (!self->voiding)
+        self->voiding = seq + 1;
+}
+
+//  The rules a correct broker keeps (see docs/AUDITING.md, "What verify
+//  checks"). Reports the first broken one through s_problem. pos is the
+//  record's position in the log.
+static void
+s_verify_record (s_verify_t *self, const Kp__Wire__Record *record, uint64_t seq,
+                 uint64_t pos)
 {
     char why [128];
     char times [2][32];
@@ -1338,6 +1493,15 @@ s_verify_record (s_verify_t *self, const Kp__Wire__Record *record, uint64_t seq)
         self->latest_time_seq = seq;
     }
     int event = (int) record->event;
+    //  VOIDED records are written at start, after the last record of the
+    //  life before; the life goes on only after the BROKER_START
+    if (self->voiding && kp_event_name ((Kp__Wire__EventKind) event)
+    &&  event != KP__WIRE__EVENT_KIND__EVENT_UNSPECIFIED && !s_written_at_start (event)) {
+        s_problem (self, seq, "%s after the VOIDED at record %" PRIu64 ", before the "
+                   "next BROKER_START (VOIDED is written only at start)",
+                   s_event_text (event), self->voiding - 1);
+        return;
+    }
     switch (event) {
         case KP__WIRE__EVENT_KIND__ACCEPTED: {
             self->messages++;
@@ -1379,15 +1543,21 @@ s_verify_record (s_verify_t *self, const Kp__Wire__Record *record, uint64_t seq)
                            record->recipient, why);
                 return;
             }
+            //  A voided message's sender got no receipt and sends it again
             uint64_t first = s_idmap_find (&self->ids, record->message_id.data);
-            if (first) {
+            s_entry_t *earlier = first? s_seqmap_find (&self->seqs, first - 1): NULL;
+            if (first && !(earlier && (earlier->flags & S_FLAG_VOIDED))) {
                 s_problem (self, seq, "a second ACCEPTED for message %s (the first is "
                            "record %" PRIu64 ")", id_text, first - 1);
                 return;
             }
-            s_idmap_insert (&self->ids, record->message_id.data, seq);
+            if (first)
+                s_idmap_update (&self->ids, record->message_id.data, seq);
+            else
+                s_idmap_insert (&self->ids, record->message_id.data, seq);
             s_entry_t *entry = s_seqmap_insert (&self->seqs, seq);
             entry->kind = S_ENTRY_ACCEPTED;
+            entry->pos = pos;
             memcpy (entry->id, record->message_id.data, KP_ID_SIZE);
             entry->sender = sender;
             entry->recipient = recipient;
@@ -1420,6 +1590,11 @@ s_verify_record (s_verify_t *self, const Kp__Wire__Record *record, uint64_t seq)
                 s_problem (self, seq, "%s for seq %" PRIu64 " names another message than "
                            "%" PRIu64 " accepted (%s)", name, ref, ref,
                            s_hex (entry->id, KP_ID_SIZE, id_text));
+                return;
+            }
+            if (entry->flags & S_FLAG_VOIDED) {
+                s_problem (self, seq, "%s for seq %" PRIu64 ", which was VOIDED at "
+                           "record %" PRIu64, name, ref, entry->done);
                 return;
             }
             //  A body goes only once the message is done with, and once
@@ -1573,9 +1748,33 @@ s_verify_record (s_verify_t *self, const Kp__Wire__Record *record, uint64_t seq)
             }
             return;
         }
-        case KP__WIRE__EVENT_KIND__READ_EVENT:
-        case KP__WIRE__EVENT_KIND__AUTH_FAILURE:
+        case KP__WIRE__EVENT_KIND__VOIDED:
+            s_verify_voided (self, record, seq);
+            return;
+
+        case KP__WIRE__EVENT_KIND__READ_EVENT: {
+            //  Reserved and not written, so not checked; but one about a
+            //  message it names counts as something that happened to it
+            uint64_t ref = record->ref_seq;
+            s_entry_t *entry = ref < seq? s_seqmap_find (&self->seqs, ref): NULL;
+            if (!entry || entry->kind != S_ENTRY_ACCEPTED
+            ||  record->message_id.len != KP_ID_SIZE
+            ||  memcmp (record->message_id.data, entry->id, KP_ID_SIZE) != 0)
+                return;
+            if (entry->flags & S_FLAG_VOIDED) {
+                s_problem (self, seq, "READ_EVENT for seq %" PRIu64 ", which was VOIDED "
+                           "at record %" PRIu64, ref, entry->done);
+                return;
+            }
+            entry->flags |= S_FLAG_READ;
+            return;
+        }
         case KP__WIRE__EVENT_KIND__BROKER_START:
+            self->last_start = seq + 1;
+            self->voiding = 0;
+            return;
+
+        case KP__WIRE__EVENT_KIND__AUTH_FAILURE:
         case KP__WIRE__EVENT_KIND__BROKER_STOP:
             return;
         default:
@@ -1628,7 +1827,6 @@ s_verify_checkpoints (s_verify_t *self)
 static int
 s_verify_visit (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, void *arg)
 {
-    (void) pos;
     s_verify_t *self = (s_verify_t *) arg;
     uint8_t leaf [KP_MERKLE_HASH];
     kp_merkle_leaf_hash (data, size, leaf);
@@ -1646,7 +1844,7 @@ s_verify_visit (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, vo
             s_problem (self, seq, "its seq field is %" PRIu64 ": a record was dropped, "
                        "inserted or moved here", record->seq);
         else
-            s_verify_record (self, record, seq);
+            s_verify_record (self, record, seq, pos);
         s_arena_reset (&self->arena);
     }
     if (!s_verify_checkpoints (self))
@@ -1719,6 +1917,7 @@ s_verify (s_options_t *options)
     self = (s_verify_t *) zmalloc (sizeof (s_verify_t));
     assert (self);
     self->dir = options->dir;
+    self->log = log;
     self->notes = notes;
     self->note_count = note_count;
     kp_merkle_edge_init (&self->edge);
@@ -1776,9 +1975,13 @@ s_verify (s_options_t *options)
         goto cleanup;
     }
     uint64_t latest = notes [note_count - 1].checkpoint.size;
-    printf ("ok: %" PRIu64 " records (%" PRIu64 " messages), %zu checkpoints of %s "
-            "(%zu stored, %zu trusted), latest size %" PRIu64 "; %" PRIu64 " records "
-            "after it not signed yet", log_size, self->messages, note_count, origin,
+    //  A voided message is not a message; its resend is
+    printf ("ok: %" PRIu64 " records (%" PRIu64 " messages", log_size,
+            self->messages - self->voided);
+    if (self->voided)
+        printf (", %" PRIu64 " voided", self->voided);
+    printf ("), %zu checkpoints of %s (%zu stored, %zu trusted), latest size %" PRIu64
+            "; %" PRIu64 " records after it not signed yet", note_count, origin,
             stored_count, note_count - stored_count, latest, log_size - latest);
     //  A rate over a few milliseconds says nothing
     if (elapsed >= 50)
@@ -2358,7 +2561,8 @@ typedef struct {
     s_arena_t arena;
     ProtobufCAllocator allocator;
     bool found;                     //  its ACCEPTED record was seen
-    uint64_t seq;                   //  its index
+    uint64_t seq;                   //  the index of the last one
+    uint64_t voided;                //  seq + 1 of that one's VOIDED, or 0
     uint8_t leaf [KP_MERKLE_HASH];  //  its leaf hash
     uint64_t size;                  //  offline: the tree size of the proof
     s_range_t ranges [KP_MERKLE_MAX_PROOF];     //  offline: proof subtrees
@@ -2368,23 +2572,31 @@ typedef struct {
     bool offline;
 } s_prove_t;
 
-//  Find the record (first pass), or build the proof's subtrees (second)
+//  Find the record (first pass, to the end: the last ACCEPTED of the id
+//  stands, since one that was VOIDED is sent again), or build the proof's
+//  subtrees (second)
 static int
 s_prove_visit (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, void *arg)
 {
     (void) pos;
     s_prove_t *self = (s_prove_t *) arg;
-    if (!self->offline || !self->found) {
+    if (!self->offline) {
         Kp__Wire__Record *record = kp__wire__record__unpack (&self->allocator, size,
                                                              data);
-        if (record && record->event == KP__WIRE__EVENT_KIND__ACCEPTED
-        &&  s_bytes_equal (&record->message_id, self->id, KP_ID_SIZE)) {
-            self->found = true;
-            self->seq = seq;
-            kp_merkle_leaf_hash (data, size, self->leaf);
+        if (record && s_bytes_equal (&record->message_id, self->id, KP_ID_SIZE)) {
+            if (record->event == KP__WIRE__EVENT_KIND__ACCEPTED) {
+                self->found = true;
+                self->seq = seq;
+                self->voided = 0;
+                kp_merkle_leaf_hash (data, size, self->leaf);
+            }
+            else
+            if (record->event == KP__WIRE__EVENT_KIND__VOIDED && self->found
+            &&  record->ref_seq == self->seq)
+                self->voided = seq + 1;
         }
         s_arena_reset (&self->arena);
-        return self->found? -1: 0;
+        return 0;
     }
     if (seq >= self->size)
         return -1;
@@ -2428,13 +2640,21 @@ s_prove (s_options_t *options)
     log = s_log_open (options->dir, "log", false, false, NULL);
     if (!log)
         goto cleanup;
-    if (kp_log_replay (log, s_prove_visit, &self) && !self.found) {
+    if (kp_log_replay (log, s_prove_visit, &self)) {
         s_say (S_EXIT_FAILED, "cannot read %s/log", options->dir);
         goto cleanup;
     }
     if (!self.found) {
         s_say (S_EXIT_FAILED, "%s/log holds no ACCEPTED record for message %s (fetch "
                "again if it is recent)", options->dir, id_text);
+        goto cleanup;
+    }
+    //  Its receipt never went out: there is no acceptance to prove
+    if (self.voided) {
+        s_say (S_EXIT_FAILED, "message %s was VOIDED at record %" PRIu64 ": a crash lost "
+               "the body of its ACCEPTED record %" PRIu64 " before any receipt went out, "
+               "and %s/log holds no later ACCEPTED of it (fetch again if it was sent "
+               "again)", id_text, self.voided - 1, self.seq, options->dir);
         goto cleanup;
     }
     if (options->broker) {
@@ -2629,10 +2849,34 @@ cleanup:
 //  too. We check it as its recipient would (PROTOCOL.md 7.5), except that
 //  the envelope names another recipient.
 
+typedef struct {
+    uint64_t accepted;              //  seq of the ACCEPTED record
+    uint64_t voided;                //  seq + 1 of its VOIDED, or 0
+    s_arena_t arena;
+    ProtobufCAllocator allocator;
+} s_voided_find_t;
+
+//  kp_log_replay visitor: stop at the VOIDED of the ACCEPTED record; only
+//  the records after that one are decoded
+static int
+s_voided_visit (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, void *arg)
+{
+    (void) pos;
+    s_voided_find_t *self = (s_voided_find_t *) arg;
+    if (seq <= self->accepted)
+        return 0;
+    Kp__Wire__Record *record = kp__wire__record__unpack (&self->allocator, size, data);
+    if (record && record->event == KP__WIRE__EVENT_KIND__VOIDED
+    &&  record->ref_seq == self->accepted)
+        self->voided = seq + 1;
+    s_arena_reset (&self->arena);
+    return self->voided? -1: 0;
+}
+
 //  LOCAL's record seq must be the ACCEPTED record of message id, naming
-//  the envelope's sender and recipient, with body_hash = SHA-256 of the
-//  sealed bytes the broker handed us: the broker cannot hand out another
-//  body than the one it logged. 0 or -1 (said)
+//  the envelope's sender and recipient, not VOIDED since, with body_hash =
+//  SHA-256 of the sealed bytes the broker handed us: the broker cannot
+//  hand out another body than the one it logged. 0 or -1 (said)
 static int
 s_open_check_copy (const char *dir, uint64_t seq, const Kp__Wire__Envelope *envelope,
                    const ProtobufCBinaryData *sealed)
@@ -2672,6 +2916,21 @@ s_open_check_copy (const char *dir, uint64_t seq, const Kp__Wire__Envelope *enve
     crypto_hash_sha256 (hash, sealed->data, sealed->len);
     char hash_text [2 * KP_HASH_SIZE + 1];
     s_hex (hash, KP_HASH_SIZE, hash_text);
+    //  A voided message's body was lost: whatever the broker holds at its
+    //  position now is not its body
+    s_voided_find_t find;
+    memset (&find, 0, sizeof find);
+    find.accepted = seq;
+    s_arena_init (&find.arena, &find.allocator);
+    s_capture_begin (&capture);
+    int replayed = kp_log_replay (log, s_voided_visit, &find);
+    why = s_capture_end (&capture);
+    s_arena_destroy (&find.arena);
+    if (replayed && !find.voided)
+        s_say (S_EXIT_FAILED, "framing: %s", *why? why: "cannot read the log");
+    free (why);
+    if (replayed && !find.voided)
+        goto cleanup;
     if (record->event != KP__WIRE__EVENT_KIND__ACCEPTED
     ||  !s_bytes_equal (&record->message_id, envelope->id.data, KP_ID_SIZE))
         s_say (S_EXIT_FAILED, "%s/log record %" PRIu64 " is not the ACCEPTED record of "
@@ -2683,6 +2942,12 @@ s_open_check_copy (const char *dir, uint64_t seq, const Kp__Wire__Envelope *enve
         s_say (S_EXIT_FAILED, "message %s: the broker's envelope names %s -> %s, the "
                "log's ACCEPTED record %" PRIu64 " %s -> %s", id_text, envelope->sender,
                envelope->recipient_partner, seq, record->sender, record->recipient);
+    else
+    if (find.voided)
+        s_say (S_EXIT_FAILED, "message %s: its ACCEPTED record %" PRIu64 " was VOIDED at "
+               "record %" PRIu64 " (a crash lost its body before its receipt): the "
+               "broker handed out a body for a message it voided", id_text, seq,
+               find.voided - 1);
     else
     if (!s_bytes_equal (&record->body_hash, hash, KP_HASH_SIZE))
         s_say (S_EXIT_FAILED, "message %s: the body the broker handed out (SHA-256 %s) "

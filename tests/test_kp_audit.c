@@ -336,6 +336,32 @@ s_follow (s_book_t *book, Kp__Wire__EventKind event, uint64_t ref, uint32_t tag,
     return s_book_put (book, &record, false);
 }
 
+//  A VOIDED record of seq ref (message tag, accepted by s_accept from
+//  sender to recipient), as the broker writes it at start when a crash
+//  kept the ACCEPTED record and lost the body
+static uint64_t
+s_void (s_book_t *book, uint64_t ref, uint32_t tag, const char *sender,
+        const char *recipient)
+{
+    uint8_t id [KP_ID_SIZE], body_hash [32];
+    s_message_id (tag, id);
+    memset (body_hash, (tag & 0xff) ^ 0xff, sizeof body_hash);
+    Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+    record.event = KP__WIRE__EVENT_KIND__VOIDED;
+    record.message_id.data = id;
+    record.message_id.len = sizeof id;
+    record.type = KP__WIRE__MESSAGE_TYPE__SIGNAL;
+    record.sender = (char *) sender;
+    record.sender_role = KP__WIRE__ROLE__POLICE;
+    record.recipient = (char *) recipient;
+    record.recipient_role = KP__WIRE__ROLE__VEILIG_THUIS;
+    record.body_hash.data = body_hash;
+    record.body_hash.len = sizeof body_hash;
+    record.ref_seq = ref;
+    record.outcome = KP__WIRE__ERROR_CODE__UNAVAILABLE;
+    return s_book_put (book, &record, false);
+}
+
 static void
 s_broker_event (s_book_t *book, Kp__Wire__EventKind event)
 {
@@ -426,7 +452,11 @@ enum {
     S_UNDECODABLE, S_EXPIRED_EARLY, S_REJECTED_OK, S_REVOKED_STRANGER,
     S_DELIVERED_TO_REVOKED, S_UNKNOWN_EVENT, S_NEXT_ID_WRONG, S_AUDIT_ANSWERED_POLICE,
     S_OVERDUE_AFTER_ACK, S_OVERDUE_EARLY, S_OVERDUE_UNDUE, S_BODY_DELETED_EARLY,
-    S_BODY_DELETED_TWICE, S_STATUS_WRONG
+    S_BODY_DELETED_TWICE, S_STATUS_WRONG, S_VOIDED_NOT_ACCEPTED, S_VOIDED_OTHER_ID,
+    S_VOIDED_UNLIKE, S_VOIDED_DELIVERED, S_VOIDED_SETTLED, S_VOIDED_OUTCOME,
+    S_VOIDED_TWICE, S_VOIDED_OLD_LIFE, S_DELIVERED_AFTER_VOIDED,
+    S_BODY_DELETED_AFTER_VOIDED, S_ACCEPTED_BEFORE_START, S_STOP_BEFORE_START,
+    S_ACCEPTED_AGAIN_OTHER_VOIDED, S_ACCEPTED_THRICE
 };
 
 static const s_rule_case_t s_rule_cases [] = {
@@ -481,6 +511,38 @@ static const s_rule_case_t s_rule_cases [] = {
       "record 21: a second BODY_DELETED for seq 4" },
     { "status_names_the_wrong_status", S_STATUS_WRONG,
       "STATUS_ACKNOWLEDGED of status REFUSED for seq" },
+    { "voided_not_accepted", S_VOIDED_NOT_ACCEPTED,
+      "record 20: VOIDED for seq 5 but 5 is not ACCEPTED" },
+    { "voided_names_other_message", S_VOIDED_OTHER_ID,
+      "record 21: VOIDED for seq 20 names another message than 20 accepted "
+      "(14141414141414141414141414141414)" },
+    { "voided_unlike_its_accepted", S_VOIDED_UNLIKE,
+      "record 21: VOIDED for seq 20: it differs from its ACCEPTED record in recipient" },
+    { "voided_after_delivery", S_VOIDED_DELIVERED,
+      "record 22: VOIDED for seq 20 after it was delivered (DELIVERED_TO before)" },
+    { "voided_after_ack", S_VOIDED_SETTLED,
+      "record 20: VOIDED for seq 4 after it was settled (ACKNOWLEDGED at record 7)" },
+    { "voided_with_outcome_ok", S_VOIDED_OUTCOME,
+      "record 21: VOIDED for seq 20 with outcome OK, not UNAVAILABLE" },
+    { "voided_twice", S_VOIDED_TWICE,
+      "record 22: a second VOIDED for seq 20 (the first is record 21)" },
+    { "voided_of_an_earlier_life", S_VOIDED_OLD_LIFE,
+      "record 22: VOIDED for seq 20, accepted before the BROKER_START at record 21" },
+    { "delivered_after_voided", S_DELIVERED_AFTER_VOIDED,
+      "record 23: DELIVERED_TO for seq 20, which was VOIDED at record 21" },
+    { "body_deleted_after_voided", S_BODY_DELETED_AFTER_VOIDED,
+      "record 22: BODY_DELETED for seq 20, which was VOIDED at record 21" },
+    { "accepted_between_voided_and_start", S_ACCEPTED_BEFORE_START,
+      "record 22: ACCEPTED after the VOIDED at record 21, before the next BROKER_START" },
+    { "stop_between_voided_and_start", S_STOP_BEFORE_START,
+      "record 22: BROKER_STOP after the VOIDED at record 21, before the next "
+      "BROKER_START" },
+    { "accepted_again_when_another_was_voided", S_ACCEPTED_AGAIN_OTHER_VOIDED,
+      "record 24: a second ACCEPTED for message 14141414141414141414141414141414 (the "
+      "first is record 20)" },
+    { "accepted_again_after_its_resend", S_ACCEPTED_THRICE,
+      "record 24: a second ACCEPTED for message 14141414141414141414141414141414 (the "
+      "first is record 23)" },
 };
 
 //  Parameters are indices into a static table: Criterion runs each test
@@ -654,6 +716,101 @@ s_break_rule (s_book_t *book, int problem)
             s_book_put (book, &record, false);
             break;
         }
+        //  The good history ends with a BROKER_START (record 19); a crash
+        //  after record 20 lost its body, found at the next start
+        case S_VOIDED_NOT_ACCEPTED:
+            s_void (book, 5, 1, "police-oost", "vt-twente");
+            break;
+        case S_VOIDED_OTHER_ID: {
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_void (book, seq, 0x15, "police-oost", "vt-twente");
+            break;
+        }
+        case S_VOIDED_UNLIKE: {
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_void (book, seq, 0x14, "police-oost", "lt-enschede");
+            break;
+        }
+        case S_VOIDED_DELIVERED: {
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_follow (book, delivered, seq, 0x14, "vt-twente", 0);
+            s_void (book, seq, 0x14, "police-oost", "vt-twente");
+            break;
+        }
+        case S_VOIDED_SETTLED: {
+            //  Record 4 of an earlier life, delivered and acked
+            s_void (book, 4, 1, "police-oost", "vt-twente");
+            break;
+        }
+        case S_VOIDED_OUTCOME: {
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            uint8_t id [KP_ID_SIZE];
+            s_message_id (0x14, id);
+            Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
+            record.event = KP__WIRE__EVENT_KIND__VOIDED;
+            record.message_id.data = id;
+            record.message_id.len = sizeof id;
+            record.ref_seq = seq;
+            s_book_put (book, &record, false);
+            break;
+        }
+        case S_VOIDED_TWICE: {
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_void (book, seq, 0x14, "police-oost", "vt-twente");
+            s_void (book, seq, 0x14, "police-oost", "vt-twente");
+            break;
+        }
+        case S_VOIDED_OLD_LIFE: {
+            //  Started once with its body on disk: that body stays
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_broker_event (book, KP__WIRE__EVENT_KIND__BROKER_START);
+            s_void (book, seq, 0x14, "police-oost", "vt-twente");
+            break;
+        }
+        case S_DELIVERED_AFTER_VOIDED: {
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_void (book, seq, 0x14, "police-oost", "vt-twente");
+            s_broker_event (book, KP__WIRE__EVENT_KIND__BROKER_START);
+            s_follow (book, delivered, seq, 0x14, "vt-twente", 0);
+            break;
+        }
+        case S_BODY_DELETED_AFTER_VOIDED: {
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_void (book, seq, 0x14, "police-oost", "vt-twente");
+            s_follow (book, KP__WIRE__EVENT_KIND__BODY_DELETED, seq, 0x14, "vt-twente",
+                      0);
+            break;
+        }
+        case S_ACCEPTED_BEFORE_START: {
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_void (book, seq, 0x14, "police-oost", "vt-twente");
+            s_accept (book, 0x15, "police-oost", "vt-twente");
+            break;
+        }
+        case S_STOP_BEFORE_START: {
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_void (book, seq, 0x14, "police-oost", "vt-twente");
+            s_broker_event (book, KP__WIRE__EVENT_KIND__BROKER_STOP);
+            break;
+        }
+        case S_ACCEPTED_AGAIN_OTHER_VOIDED: {
+            //  0x15 was voided, not 0x14: 0x14 stays accepted
+            s_accept (book, 0x14, "police-oost", "vt-twente");
+            uint64_t seq = s_accept (book, 0x15, "police-oost", "vt-twente");
+            s_void (book, seq, 0x15, "police-oost", "vt-twente");
+            s_broker_event (book, KP__WIRE__EVENT_KIND__BROKER_START);
+            s_accept (book, 0x14, "police-oost", "vt-twente");
+            break;
+        }
+        case S_ACCEPTED_THRICE: {
+            //  Voided and sent again is fine; once more is a duplicate
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_void (book, seq, 0x14, "police-oost", "vt-twente");
+            s_broker_event (book, KP__WIRE__EVENT_KIND__BROKER_START);
+            s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_accept (book, 0x14, "police-oost", "vt-twente");
+            break;
+        }
         default:
             cr_assert_fail ("unknown case %d", problem);
     }
@@ -737,6 +894,82 @@ Test (kp_audit_rules, overdue_statuses_and_deleted_bodies_pass)
                                book->key_file);
     char *err = NULL;
     cr_expect_eq (s_audit (args, NULL, &err), 0, "%s", err);
+    free (err);
+    free (args);
+    s_book_destroy (&book);
+}
+
+//  A crash that kept two ACCEPTED records and lost their bodies: the next
+//  start voids both (registering a partner between), the sender sends one
+//  again under its id, and it is delivered and acked. A crash during the
+//  next start leaves a VOIDED as the last record. All correct; replay
+//  shows the VOIDED records, prove proves the resend and refuses the one
+//  voided and not sent again.
+Test (kp_audit_rules, a_voided_message_sent_again_passes)
+{
+    s_book_t *book = s_book_new (NULL);
+    s_good_history (book);
+    uint64_t lost = s_accept (book, 0x20, "police-oost", "vt-twente");
+    uint64_t gone = s_accept (book, 0x21, "police-oost", "vt-twente");
+    //  The crash; then the start
+    s_void (book, lost, 0x20, "police-oost", "vt-twente");
+    s_partner_event (book, KP__WIRE__EVENT_KIND__PARTNER_REGISTERED, "lp-enschede",
+                     KP__WIRE__ROLE__LEERPLICHT);
+    s_void (book, gone, 0x21, "police-oost", "vt-twente");
+    s_broker_event (book, KP__WIRE__EVENT_KIND__BROKER_START);
+    uint64_t again = s_accept (book, 0x20, "police-oost", "vt-twente");
+    s_follow (book, KP__WIRE__EVENT_KIND__DELIVERED_TO, again, 0x20, "vt-twente", 0);
+    uint64_t acked = s_follow (book, KP__WIRE__EVENT_KIND__ACKNOWLEDGED, again, 0x20,
+                               "vt-twente", 0);
+    s_follow (book, KP__WIRE__EVENT_KIND__STATUS_ACKNOWLEDGED, acked, 0x20, "vt-twente",
+              0);
+    //  Another crash, and one during the start that voided its message
+    uint64_t last = s_accept (book, 0x22, "police-oost", "vt-twente");
+    s_void (book, last, 0x22, "police-oost", "vt-twente");
+    cr_assert_eq (book->edge.size, 32);
+    free (s_book_sign (book));
+    s_book_close (book);
+
+    char *args = zsys_sprintf ("verify --dir '%s' --checkpoint-key '%s'", book->data,
+                               book->key_file);
+    char *out = NULL, *err = NULL;
+    int rc = s_audit (args, &out, &err);
+    cr_expect_eq (rc, 0, "stderr: %s", err);
+    const char *want = "ok: 32 records (4 messages, 3 voided), 1 checkpoints";
+    cr_expect (out && strncmp (out, want, strlen (want)) == 0, "stdout: %s", out);
+    free (out);
+    free (err);
+    free (args);
+
+    args = zsys_sprintf ("replay --dir '%s' --event voided", book->data);
+    rc = s_audit (args, &out, &err);
+    cr_expect_eq (rc, 0, "stderr: %s", err);
+    cr_expect_eq (s_lines (out), 3, "%s", out);
+    cr_expect (out && strstr (out, "{\"seq\":22,\"event\":\"VOIDED\""), "%s", out);
+    cr_expect (out && strstr (out, "\"ref_seq\":20"), "%s", out);
+    cr_expect (out && strstr (out, "\"outcome\":\"UNAVAILABLE\""), "%s", out);
+    free (out);
+    free (err);
+    free (args);
+
+    //  The resend is the message that stands
+    args = zsys_sprintf ("prove --dir '%s' --checkpoint-key '%s' "
+                         "--id 20202020202020202020202020202020", book->data,
+                         book->key_file);
+    rc = s_audit (args, &out, &err);
+    cr_expect_eq (rc, 0, "stderr: %s", err);
+    cr_expect (out && strstr (out, "\"index\":26,"), "%s", out);
+    free (out);
+    free (err);
+    free (args);
+    args = zsys_sprintf ("prove --dir '%s' --checkpoint-key '%s' "
+                         "--id 21212121212121212121212121212121", book->data,
+                         book->key_file);
+    rc = s_audit (args, &out, &err);
+    s_expect_failure (rc, 1, err, "message 21212121212121212121212121212121 was VOIDED "
+                      "at record 24", "ACCEPTED record 21", NULL);
+    cr_expect (!out || !*out, "%s", out);
+    free (out);
     free (err);
     free (args);
     s_book_destroy (&book);
@@ -2264,6 +2497,32 @@ Test (kp_audit_open, with_a_copy_the_body_must_be_the_one_logged)
     free (out);
     free (err);
     free (extra);
+
+    //  A copy in which the broker voided the message (as if a crash had
+    //  lost its body): it cannot hand out that body any more
+    blobs = s_blobs_load (local, "log");
+    record = s_blobs_record (blobs, seq);
+    record->seq = blobs->count;
+    record->event = KP__WIRE__EVENT_KIND__VOIDED;
+    record->ref_seq = seq;
+    record->outcome = KP__WIRE__ERROR_CODE__UNAVAILABLE;
+    s_blobs_add (blobs, (const uint8_t *) "", 1);
+    s_blobs_set (blobs, blobs->count - 1, record);
+    kp__wire__record__free_unpacked (record, NULL);
+    char *voided = zsys_sprintf ("%s/voided", work);
+    cr_assert_eq (mkdir (voided, 0700), 0);
+    s_blobs_write (blobs, voided, "log");
+    char *expect = zsys_sprintf ("was VOIDED at record %zu", blobs->count - 1);
+    s_blobs_destroy (&blobs);
+    extra = zsys_sprintf ("--dir '%s'", voided);
+    rc = s_open_run (signal, S_AUDITOR, extra, &out, &err);
+    s_expect_failure (rc, 1, err, expect, "a message it voided", NULL);
+    cr_expect (!out || !strstr (out, S_OPEN_MARKER), "%s", out);
+    free (out);
+    free (err);
+    free (extra);
+    free (expect);
+    free (voided);
 
     //  A copy that does not reach the record yet
     char *empty = zsys_sprintf ("%s/empty", work);

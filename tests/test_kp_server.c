@@ -11,6 +11,8 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "kp_testutil.h"
 #include "kp_log.h"
 #include "kp_checkpoint.h"
@@ -796,6 +798,123 @@ Test (kp_server, a_crash_keeps_every_item_where_it_was)
     zsock_destroy (&police);
 }
 
+//  The file of the only segment of store (log or bodies) in the data dir
+static char *
+s_segment_path (const char *store)
+{
+    char *segment = NULL;
+    char *store_dir = zsys_sprintf ("%s/%s", region->data, store);
+    DIR *dir = opendir (store_dir);
+    cr_assert_not_null (dir);
+    struct dirent *entry;
+    while ((entry = readdir (dir)))
+        if (entry->d_name [0] != '.' && !segment)
+            segment = zsys_sprintf ("%s/%s", store_dir, entry->d_name);
+    closedir (dir);
+    free (store_dir);
+    cr_assert_not_null (segment);
+    return segment;
+}
+
+static off_t
+s_file_size (const char *path)
+{
+    struct stat status;
+    cr_assert_eq (stat (path, &status), 0);
+    return status.st_size;
+}
+
+//  How many VOIDED records the log holds (read with kp-audit)
+static int
+s_voided_records (void)
+{
+    char *program = kp_test_program ("clients/kp-audit");
+    char *command = zsys_sprintf ("'%s' replay --dir '%s' --event VOIDED", program,
+                                  region->data);
+    char *out = NULL;
+    cr_assert_eq (kp_test_run (command, 10000, &out, NULL), 0);
+    int lines = 0;
+    for (const char *cursor = out; *cursor; cursor++)
+        lines += *cursor == '\n';
+    free (out);
+    free (command);
+    free (program);
+    return lines;
+}
+
+//  The log and the body store are synced at the same time: a crash may keep
+//  an ACCEPTED record and lose its body. No receipt went out for it, so the
+//  next start voids it, and the sender's resend is a new message.
+Test (kp_server, a_body_lost_in_a_crash_voids_its_message_and_the_resend_goes)
+{
+    s_start (NULL);
+    zsock_t *police = s_session ("police-oost", 0);
+    s_message_t kept, lost;
+    s_message_init (&kept, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153", "kept");
+    s_message_init (&lost, KP__WIRE__MESSAGE_TYPE__SIGNAL, "municipality:GM0153",
+                    "the body the crash took");
+    uint64_t kept_seq = s_submit_ok (police, &kept);
+    char *bodies = s_segment_path ("bodies");
+    off_t before = s_file_size (bodies);
+    uint64_t lost_seq = s_submit_ok (police, &lost);
+    zsock_destroy (&police);
+    kp_test_broker_stop (region, SIGKILL);
+    //  The crash: the log kept the second ACCEPTED, the body store did not
+    cr_assert_gt (s_file_size (bodies), before);
+    cr_assert_eq (truncate (bodies, before), 0);
+    s_start (NULL);
+    cr_assert_eq (s_voided_records (), 1);
+    //  A restart before anything new came: voided once, not again
+    kp_test_broker_stop (region, SIGTERM);
+    s_start (NULL);
+    cr_assert_eq (s_voided_records (), 1);
+    //  Only the first is delivered
+    zsock_t *veilig_thuis = s_session ("vt-twente", 8);
+    Kp__Wire__Command *deliver = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    cr_assert_eq (deliver->deliver->seq, kept_seq);
+    s_ack (veilig_thuis, deliver->deliver->seq);
+    s_free (deliver);
+    cr_assert_null (s_recv (veilig_thuis, 300), "a voided message was delivered");
+    //  The resend of the lost one is new: a new seq, not a duplicate
+    police = s_session ("police-oost", 0);
+    Kp__Wire__Command *reply = s_submit (police, &lost);
+    cr_assert_eq (reply->kind_case, KP__WIRE__COMMAND__KIND_RECEIPT);
+    cr_assert_not (reply->receipt->duplicate);
+    cr_assert_gt (reply->receipt->seq, lost_seq);
+    uint64_t resent_seq = reply->receipt->seq;
+    s_free (reply);
+    deliver = s_expect (veilig_thuis, KP__WIRE__COMMAND__KIND_DELIVER);
+    cr_assert_eq (deliver->deliver->seq, resent_seq);
+    cr_assert_eq (deliver->deliver->body.len, strlen ("the body the crash took"));
+    cr_assert_arr_eq (deliver->deliver->body.data, "the body the crash took",
+                      deliver->deliver->body.len);
+    s_ack (veilig_thuis, deliver->deliver->seq);
+    s_free (deliver);
+    zsock_destroy (&police);
+    zsock_destroy (&veilig_thuis);
+    //  And it stays voided across the next restart, when the body store has
+    //  grown past its body's position again
+    kp_test_broker_stop (region, SIGTERM);
+    s_start (NULL);
+    veilig_thuis = s_session ("vt-twente", 8);
+    cr_assert_null (s_recv (veilig_thuis, 300), "a voided message came back");
+    zsock_destroy (&veilig_thuis);
+    cr_assert_eq (s_voided_records (), 1);
+    //  The auditor's check agrees
+    kp_test_broker_stop (region, SIGTERM);
+    char *program = kp_test_program ("clients/kp-audit");
+    char *command = zsys_sprintf ("'%s' verify --dir '%s' --checkpoint-key '%s/checkpoint.pub'",
+                                  program, region->data, region->region);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq (kp_test_run (command, 10000, &out, &err), 0, "%s%s", out, err);
+    cr_assert_not_null (strstr (out, "1 voided"), "%s", out);
+    free (out);
+    free (err);
+    free (command);
+    free (program);
+    free (bodies);
+}
+
 Test (kp_server, torn_tail_is_cut_and_mid_log_damage_stops_the_start)
 {
     s_start (NULL);
@@ -803,15 +922,7 @@ Test (kp_server, torn_tail_is_cut_and_mid_log_damage_stops_the_start)
     s_submit_signals (3, seqs);
     kp_test_broker_stop (region, SIGKILL);
     //  A torn record at the end, as a power cut could leave
-    char *segment = NULL;
-    char *log_dir = zsys_sprintf ("%s/log", region->data);
-    DIR *dir = opendir (log_dir);
-    struct dirent *entry;
-    while ((entry = readdir (dir)))
-        if (entry->d_name [0] != '.' && !segment)
-            segment = zsys_sprintf ("%s/%s", log_dir, entry->d_name);
-    closedir (dir);
-    cr_assert_not_null (segment);
+    char *segment = s_segment_path ("log");
     FILE *file = fopen (segment, "ab");
     fwrite ("\x40\x00\x00\x00\x12\x34", 1, 6, file);
     fclose (file);
@@ -837,7 +948,6 @@ Test (kp_server, torn_tail_is_cut_and_mid_log_damage_stops_the_start)
     free (command);
     free (log_path);
     free (segment);
-    free (log_dir);
 }
 
 Test (kp_server, bad_config_stops_the_start_with_exit_1)
