@@ -41,11 +41,15 @@
 #define S_CHECKPOINT_IVL 1000           //  msec, least time between checkpoints
 #define S_AUDIT_ENTRIES 1000            //  most records in one AuditReply
 
+//  A ROUTER routing id (1 to 255 bytes): the key of a session
+typedef struct {
+    uint8_t size;
+    uint8_t data [255];
+} s_routing_t;
+
 //  A connected client: one routing id
 typedef struct {
-    char *key;                      //  routing id as hex, the sessions key
-    uint8_t routing_id [256];       //  ROUTER routing id
-    size_t routing_size;
+    s_routing_t routing;            //  its ROUTER routing id, the sessions key
     char *partner;                  //  partner id, from the ZAP User-Id
     uint32_t credit;                //  deliveries allowed in flight
     uint32_t in_flight;             //  deliveries sent, not yet acked
@@ -60,8 +64,8 @@ typedef struct {
 
 //  A reply waiting for the group commit
 typedef struct {
-    char *session;                  //  session key
-    zframe_t *frame;                //  packed command
+    void *session;                  //  s_session_t; NULL once it closed
+    zmq_msg_t message;              //  packed command
 } s_reply_t;
 
 typedef struct {
@@ -78,7 +82,7 @@ typedef struct {
     kp_notary_t *notary;            //  Merkle tree and checkpoints
     kp_accepted_t *accepted;        //  every accepted message
     kp_queue_t *queue;              //  delivery state
-    zhashx_t *sessions;             //  key -> s_session_t
+    zhashx_t *sessions;             //  s_routing_t -> s_session_t
     s_due_t *due;                   //  messages with a due time to watch
     size_t due_size, due_limit;
     uint32_t *deletions;            //  replay: messages whose body goes
@@ -88,7 +92,9 @@ typedef struct {
     uint64_t bodies_end;            //  end of the body store when opened
     zhashx_t *partners_seen;        //  id -> public key, as last logged
     zhashx_t *auth_failures;        //  hex key hash -> last record time
-    zlistx_t *replies;              //  s_reply_t waiting for the commit
+    s_reply_t *replies;             //  waiting for the commit, in order
+    size_t replies_size, replies_limit;
+    kp_arena_t arena;               //  commands and records unpacked in a turn
     uint8_t *pack_buffer;           //  reused for packing records
     size_t pack_limit;
     bool fatal;                     //  the log failed: stop everything
@@ -110,23 +116,31 @@ s_session_destroy (void **item_p)
 {
     s_session_t *session = (s_session_t *) *item_p;
     if (session) {
-        free (session->key);
         free (session->partner);
         free (session);
         *item_p = NULL;
     }
 }
 
-static void
-s_reply_destroy (void **item_p)
+//  Sessions are found by their routing id bytes (FNV-1a), with no
+//  allocation per command
+static size_t
+s_routing_hash (const void *key)
 {
-    s_reply_t *reply = (s_reply_t *) *item_p;
-    if (reply) {
-        free (reply->session);
-        zframe_destroy (&reply->frame);
-        free (reply);
-        *item_p = NULL;
-    }
+    const s_routing_t *routing = (const s_routing_t *) key;
+    uint64_t hash = 0xcbf29ce484222325ULL;
+    for (size_t index = 0; index < routing->size; index++)
+        hash = (hash ^ routing->data [index]) * 0x100000001b3ULL;
+    return (size_t) hash;
+}
+
+static int
+s_routing_compare (const void *left, const void *right)
+{
+    const s_routing_t *a = (const s_routing_t *) left, *b = (const s_routing_t *) right;
+    if (a->size != b->size)
+        return a->size < b->size? -1: 1;
+    return memcmp (a->data, b->data, a->size);
 }
 
 static void
@@ -171,7 +185,8 @@ s_record_append (self_t *self, Kp__Wire__Record *record, uint64_t *pos_p)
     return seq;
 }
 
-//  Read and unpack the record at pos; caller frees with free_unpacked
+//  Read and unpack the record at pos, into the turn's arena; the caller
+//  may give it back early with s_record_free
 static Kp__Wire__Record *
 s_record_read (self_t *self, uint64_t pos)
 {
@@ -179,7 +194,13 @@ s_record_read (self_t *self, uint64_t pos)
     const uint8_t *data = kp_log_read (self->log, pos, &size);
     if (!data)
         return NULL;
-    return kp__wire__record__unpack (NULL, size, data);
+    return kp__wire__record__unpack (&self->arena.allocator, size, data);
+}
+
+static void
+s_record_free (self_t *self, Kp__Wire__Record *record)
+{
+    kp__wire__record__free_unpacked (record, &self->arena.allocator);
 }
 
 //  --------------------------------------------------------------------------
@@ -198,42 +219,56 @@ s_fatal (self_t *self, const char *what)
 }
 
 //  --------------------------------------------------------------------------
-//  Send a command to a session. Returns 0, or -1 if the peer is gone or
-//  its pipe is full (the caller keeps the item queued).
-
+//  Send a packed command (which the call takes) to a session. Returns 0, or
+//  -1 if the peer is gone or its pipe is full (the caller keeps the item
+//  queued).
 static int
-s_send (self_t *self, s_session_t *session, const uint8_t *data, size_t size)
+s_send (self_t *self, s_session_t *session, zmq_msg_t *message)
 {
-    if (zmq_send (self->router_handle, session->routing_id, session->routing_size,
+    if (zmq_send (self->router_handle, session->routing.data, session->routing.size,
                   ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
         self->send_error = zmq_errno ();
+        zmq_msg_close (message);
         return -1;
     }
     //  With ROUTER_MANDATORY the first frame fails if the peer is gone; once
     //  it went, the second frame of a multipart message is always accepted.
-    int rc = zmq_send (self->router_handle, data, size, ZMQ_DONTWAIT);
-    assert (rc == (int) size);
+    int rc = zmq_msg_send (message, self->router_handle, ZMQ_DONTWAIT);
+    assert (rc >= 0);
     return 0;
+}
+
+//  Pack a command into a new message, with no copy after
+static void
+s_pack (Kp__Wire__Command *command, zmq_msg_t *message)
+{
+    size_t size = kp__wire__command__get_packed_size (command);
+    int rc = zmq_msg_init_size (message, size);
+    assert (rc == 0);
+    kp__wire__command__pack (command, (uint8_t *) zmq_msg_data (message));
 }
 
 static int
 s_send_command (self_t *self, s_session_t *session, Kp__Wire__Command *command)
 {
-    zframe_t *frame = kp_command_pack (command);
-    int rc = s_send (self, session, zframe_data (frame), zframe_size (frame));
-    zframe_destroy (&frame);
-    return rc;
+    zmq_msg_t message;
+    s_pack (command, &message);
+    return s_send (self, session, &message);
 }
 
 //  Queue a reply to go out after the group commit
 static void
 s_reply_later (self_t *self, s_session_t *session, Kp__Wire__Command *command)
 {
-    s_reply_t *reply = (s_reply_t *) zmalloc (sizeof (s_reply_t));
-    assert (reply);
-    reply->session = strdup (session->key);
-    reply->frame = kp_command_pack (command);
-    zlistx_add_end (self->replies, reply);
+    if (self->replies_size == self->replies_limit) {
+        self->replies_limit = self->replies_limit? self->replies_limit * 2: 256;
+        self->replies = (s_reply_t *) realloc (self->replies,
+                                               self->replies_limit * sizeof (s_reply_t));
+        assert (self->replies);
+    }
+    s_reply_t *reply = &self->replies [self->replies_size++];
+    reply->session = session;
+    s_pack (command, &reply->message);
 }
 
 //  Send an Error now: refusals promise nothing durable
@@ -270,9 +305,11 @@ s_session_drop (self_t *self, s_session_t *session, const char *why)
 {
     kp_debug ("kp_server: session closed partner=%s why=%s", session->partner, why);
     kp_queue_requeue_session (self->queue, session->partner, session);
-    char *key = strdup (session->key);
-    zhashx_delete (self->sessions, key);
-    free (key);
+    for (size_t index = 0; index < self->replies_size; index++)
+        if (self->replies [index].session == session)
+            self->replies [index].session = NULL;
+    s_routing_t routing = session->routing;
+    zhashx_delete (self->sessions, &routing);
 }
 
 //  --------------------------------------------------------------------------
@@ -493,7 +530,7 @@ s_accepted_find (self_t *self, const uint8_t *id, Kp__Wire__Record **record_p)
             *record_p = record;
             return index;
         }
-        kp__wire__record__free_unpacked (record, NULL);
+        s_record_free (self, record);
     }
     return KP_ACCEPTED_NONE;
 }
@@ -513,7 +550,7 @@ s_body_delete (self_t *self, uint32_t index, Kp__Wire__ErrorCode why)
         return;
     }
     if (kp_log_erase (self->bodies, original->body_pos)) {
-        kp__wire__record__free_unpacked (original, NULL);
+        s_record_free (self, original);
         s_fatal (self, "cannot erase a body from the body store");
         return;
     }
@@ -529,7 +566,7 @@ s_body_delete (self_t *self, uint32_t index, Kp__Wire__ErrorCode why)
     record.body_hash = original->body_hash;
     record.outcome = why;
     s_record_append (self, &record, NULL);
-    kp__wire__record__free_unpacked (original, NULL);
+    s_record_free (self, original);
 }
 
 //  A message was settled (acked, nacked, expired): no more due warnings,
@@ -594,7 +631,7 @@ s_route (self_t *self, const kp_partner_t *sender, Kp__Wire__MessageType type,
     kp_policy_route (self->registry, self->config->school_route, sender, type,
                      address? address: "", record? &found: NULL, route);
     if (route->code != KP__WIRE__ERROR_CODE__OK && record) {
-        kp__wire__record__free_unpacked (record, NULL);
+        s_record_free (self, record);
         record = NULL;
         referenced = KP_ACCEPTED_NONE;
     }
@@ -619,7 +656,7 @@ s_directory (self_t *self, s_session_t *session, const kp_partner_t *sender,
     s_route (self, sender, query->type, query->address, &query->reference, &route,
              &referenced, &referenced_record);
     if (referenced_record)
-        kp__wire__record__free_unpacked (referenced_record, NULL);
+        s_record_free (self, referenced_record);
     if (route.code) {
         Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
         record.event = KP__WIRE__EVENT_KIND__REJECTED;
@@ -768,7 +805,7 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
             //  Not logged: the id belongs to an accepted message already
             s_send_error (self, session, &envelope->id, KP__WIRE__ERROR_CODE__ID_CONFLICT,
                           "this message id was already used for another message");
-        kp__wire__record__free_unpacked (earlier, NULL);
+        s_record_free (self, earlier);
         return;
     }
     //  Route it
@@ -787,7 +824,7 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
                        &body_seq, &body_pos)) {
         s_fatal (self, "append to the body store failed");
         if (referenced_record)
-            kp__wire__record__free_unpacked (referenced_record, NULL);
+            s_record_free (self, referenced_record);
         return;
     }
     //  The broker, not the client, says who sent it and to whom it went
@@ -837,7 +874,7 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
                   (unsigned long long) seq, sender->id, recipient->id, type_name);
     }
     if (referenced_record)
-        kp__wire__record__free_unpacked (referenced_record, NULL);
+        s_record_free (self, referenced_record);
 }
 
 //  --------------------------------------------------------------------------
@@ -878,7 +915,7 @@ s_item_settle (self_t *self, const kp_item_t *item, Kp__Wire__EventKind event,
     if (note && note_size > 0) {
         uint64_t note_seq;
         if (kp_log_append (self->bodies, note, note_size, &note_seq, &record.body_pos)) {
-            kp__wire__record__free_unpacked (original, NULL);
+            s_record_free (self, original);
             s_fatal (self, "append to the body store failed");
             return;
         }
@@ -894,7 +931,7 @@ s_item_settle (self_t *self, const kp_item_t *item, Kp__Wire__EventKind event,
         kp_queue_add_status (self->queue, original->sender, seq, pos);
         self->waiting = seq + 1;
     }
-    kp__wire__record__free_unpacked (original, NULL);
+    s_record_free (self, original);
     s_session_t *session = (s_session_t *) item->session;
     if (session && session->in_flight > 0)
         session->in_flight--;
@@ -1042,7 +1079,7 @@ s_audit_body (self_t *self, Kp__Wire__BodyQuery *query, Kp__Wire__AuditReply *re
     }
     if (code) {
         if (original)
-            kp__wire__record__free_unpacked (original, NULL);
+            s_record_free (self, original);
         return code;
     }
     reply->body.data = (uint8_t *) malloc (size);
@@ -1062,7 +1099,7 @@ s_audit_body (self_t *self, Kp__Wire__BodyQuery *query, Kp__Wire__AuditReply *re
     if (sender)
         reply->sender_registration = sender->registration;
     reply->seq = message->seq;
-    kp__wire__record__free_unpacked (original, NULL);
+    s_record_free (self, original);
     return KP__WIRE__ERROR_CODE__OK;
 }
 
@@ -1192,10 +1229,10 @@ s_credit_granted (self_t *self, uint32_t asked)
 }
 
 static void
-s_hello (self_t *self, const uint8_t *routing_id, size_t routing_size,
-         const char *session_key, const kp_partner_t *partner, Kp__Wire__Hello *hello)
+s_hello (self_t *self, const s_routing_t *routing, const kp_partner_t *partner,
+         Kp__Wire__Hello *hello)
 {
-    s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, session_key);
+    s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, routing);
     if (!session) {
         if ((int) zhashx_size (self->sessions) >= self->config->max_sessions) {
             zsys_warning ("kp_server: session limit reached partner=%s", partner->id);
@@ -1203,11 +1240,9 @@ s_hello (self_t *self, const uint8_t *routing_id, size_t routing_size,
         }
         session = (s_session_t *) zmalloc (sizeof (s_session_t));
         assert (session);
-        session->key = strdup (session_key);
-        memcpy (session->routing_id, routing_id, routing_size);
-        session->routing_size = routing_size;
+        session->routing = *routing;
         session->partner = strdup (partner->id);
-        zhashx_insert (self->sessions, session_key, session);
+        zhashx_insert (self->sessions, &session->routing, session);
         zsys_info ("kp_server: session opened partner=%s", partner->id);
     }
     session->last_seen = kp_mono_ms ();
@@ -1232,11 +1267,10 @@ s_hello (self_t *self, const uint8_t *routing_id, size_t routing_size,
 }
 
 static void
-s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
-          const uint8_t *data, size_t size, bool extra_frames, const char *user_id)
+s_handle (self_t *self, const s_routing_t *routing, const uint8_t *data, size_t size,
+          bool extra_frames, const char *user_id)
 {
-    char *session_key = kp_hex_encode (routing_id, routing_size);
-    s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, session_key);
+    s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, routing);
     //  Identity comes only from the key, through ZAP, checked on every
     //  message against the live registry: a revoked partner is refused
     //  from its next message on.
@@ -1244,9 +1278,7 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
     //  Replies before a hello go through a temporary session
     s_session_t scratch = { 0 };
     if (!session) {
-        scratch.key = session_key;
-        memcpy (scratch.routing_id, routing_id, routing_size);
-        scratch.routing_size = routing_size;
+        scratch.routing = *routing;
         scratch.partner = (char *) (partner? partner->id: "");
     }
     s_session_t *target = session? session: &scratch;
@@ -1257,7 +1289,6 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
                       "your key is no longer registered with this broker");
         if (session)
             s_session_drop (self, session, "revoked");
-        free (session_key);
         return;
     }
     Kp__Wire__Command *command = NULL;
@@ -1270,14 +1301,15 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
                                     "one command per message: extra frames");
         goto done;
     }
-    command = kp_command_unpack (data, size, (size_t) self->config->max_message);
+    command = kp_command_unpack_with (data, size, (size_t) self->config->max_message,
+                                      &self->arena.allocator);
     if (!command) {
         s_submit_refuse (self, target, partner, NULL, KP__WIRE__ERROR_CODE__MALFORMED,
                          "frame is not a valid ketenpost command");
         goto done;
     }
     if (command->kind_case == KP__WIRE__COMMAND__KIND_HELLO) {
-        s_hello (self, routing_id, routing_size, session_key, partner, command->hello);
+        s_hello (self, routing, partner, command->hello);
         goto done;
     }
     if (!session) {
@@ -1327,8 +1359,7 @@ s_handle (self_t *self, const uint8_t *routing_id, size_t routing_size,
     }
 done:
     if (command)
-        kp__wire__command__free_unpacked (command, NULL);
-    free (session_key);
+        kp__wire__command__free_unpacked (command, &self->arena.allocator);
 }
 
 //  Read every waiting command, up to a batch
@@ -1360,11 +1391,14 @@ s_router_drain (self_t *self)
                     break;
             }
             const char *user_id = zmq_msg_gets (&payload, "User-Id");
-            if (zmq_msg_size (&routing) > 0 && zmq_msg_size (&routing) <= 255)
-                s_handle (self, (const uint8_t *) zmq_msg_data (&routing),
-                          zmq_msg_size (&routing), (const uint8_t *) zmq_msg_data (&payload),
+            if (zmq_msg_size (&routing) > 0 && zmq_msg_size (&routing) <= 255) {
+                s_routing_t key;
+                key.size = (uint8_t) zmq_msg_size (&routing);
+                memcpy (key.data, zmq_msg_data (&routing), key.size);
+                s_handle (self, &key, (const uint8_t *) zmq_msg_data (&payload),
                           zmq_msg_size (&payload), extra_frames,
                           user_id && *user_id? user_id: NULL);
+            }
         }
         zmq_msg_close (&payload);
         zmq_msg_close (&routing);
@@ -1383,7 +1417,7 @@ s_commit (self_t *self, bool all)
 {
     if (self->fatal)
         return;
-    if (!all && zlistx_size (self->replies) == 0
+    if (!all && self->replies_size == 0
     &&  self->waiting <= kp_log_synced (self->log))
         return;
     //  Both at once: a crash may then keep an ACCEPTED record and lose its
@@ -1392,14 +1426,14 @@ s_commit (self_t *self, bool all)
         s_fatal (self, "fdatasync of the log or the body store failed");
         return;
     }
-    for (s_reply_t *reply = (s_reply_t *) zlistx_first (self->replies); reply;
-         reply = (s_reply_t *) zlistx_next (self->replies)) {
-        s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions,
-                                                              reply->session);
-        if (session)
-            s_send (self, session, zframe_data (reply->frame), zframe_size (reply->frame));
+    for (size_t index = 0; index < self->replies_size; index++) {
+        s_reply_t *reply = &self->replies [index];
+        if (reply->session)
+            s_send (self, (s_session_t *) reply->session, &reply->message);
+        else
+            zmq_msg_close (&reply->message);
     }
-    zlistx_purge (self->replies);
+    self->replies_size = 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -1477,7 +1511,7 @@ s_deliver_item (self_t *self, s_session_t *session, const kp_item_t *item)
         if (!body) {
             zsys_error ("kp_server: body of seq=%llu unreadable; message dropped",
                         (unsigned long long) item->seq);
-            kp__wire__record__free_unpacked (record, NULL);
+            s_record_free (self, record);
             kp_item_t dropped;
             kp_queue_remove (self->queue, session->partner, item->seq, &dropped);
             return 0;
@@ -1546,7 +1580,7 @@ s_deliver_item (self_t *self, s_session_t *session, const kp_item_t *item)
             s_record_append (self, &delivered, NULL);
         }
     }
-    kp__wire__record__free_unpacked (record, NULL);
+    s_record_free (self, record);
     return rc;
 }
 
@@ -1621,7 +1655,7 @@ s_due_check (self_t *self, int64_t now)
             kp_queue_add_status (self->queue, original->sender, seq, pos);
             self->waiting = seq + 1;
         }
-        kp__wire__record__free_unpacked (original, NULL);
+        s_record_free (self, original);
     }
     self->due_size = kept;
 }
@@ -1652,7 +1686,7 @@ s_timers (self_t *self)
         if (kp_queue_remove (self->queue, original->recipient, message->seq, &item))
             s_item_settle (self, &item, KP__WIRE__EVENT_KIND__EXPIRED_EVENT,
                            KP__WIRE__ERROR_CODE__EXPIRED, NULL, 0);
-        kp__wire__record__free_unpacked (original, NULL);
+        s_record_free (self, original);
     }
     //  A session we heard nothing from for three heartbeats is gone
     zlistx_t *idle = zlistx_new ();
@@ -1741,7 +1775,7 @@ s_replay_record (const uint8_t *data, size_t size, uint64_t seq, uint64_t pos, v
                 if (referenced_record) {
                     s_read_receipt (self, sender, (Kp__Wire__Role) record.sender_role,
                                     referenced, referenced_record, true);
-                    kp__wire__record__free_unpacked (referenced_record, NULL);
+                    s_record_free (self, referenced_record);
                 }
             }
             break;
@@ -1857,7 +1891,7 @@ s_void_lost (self_t *self)
         zsys_warning ("kp_server: message seq=%llu from=%s lost its body in a crash before "
                       "its receipt; voided (the sender will send it again)",
                       (unsigned long long) message->seq, original->sender);
-        kp__wire__record__free_unpacked (original, NULL);
+        s_record_free (self, original);
     }
     free (self->lost);
     self->lost = NULL;
@@ -2006,15 +2040,18 @@ s_self_new (zsock_t *pipe, const kp_config_t *config)
     self->queue = kp_queue_new (self->accepted);
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, s_session_destroy);
+    zhashx_set_key_hasher (self->sessions, s_routing_hash);
+    zhashx_set_key_comparator (self->sessions, s_routing_compare);
+    zhashx_set_key_duplicator (self->sessions, NULL);
+    zhashx_set_key_destructor (self->sessions, NULL);
     self->partners_seen = zhashx_new ();
     zhashx_set_destructor (self->partners_seen, s_free_item);
     self->auth_failures = zhashx_new ();
     zhashx_set_destructor (self->auth_failures, s_free_item);
-    self->replies = zlistx_new ();
-    zlistx_set_destructor (self->replies, s_reply_destroy);
     self->pack_limit = 4096;
     self->pack_buffer = (uint8_t *) malloc (self->pack_limit);
     assert (self->pack_buffer);
+    kp_arena_init (&self->arena);
     self->poller = zpoller_new (pipe, NULL);
     assert (self->poller);
     return self;
@@ -2039,7 +2076,9 @@ s_self_destroy (self_t **self_p)
     zpoller_destroy (&self->poller);
     zsock_destroy (&self->router);
     zsock_destroy (&self->zap);
-    zlistx_destroy (&self->replies);
+    for (size_t index = 0; index < self->replies_size; index++)
+        zmq_msg_close (&self->replies [index].message);
+    free (self->replies);
     zhashx_destroy (&self->auth_failures);
     zhashx_destroy (&self->partners_seen);
     free (self->deletions);
@@ -2053,6 +2092,7 @@ s_self_destroy (self_t **self_p)
     kp_log_destroy (&self->log);
     kp_registry_destroy (&self->registry);
     free (self->pack_buffer);
+    kp_arena_destroy (&self->arena);
     free (self->endpoint);
     free (self);
     *self_p = NULL;
@@ -2097,6 +2137,7 @@ kp_server (zsock_t *pipe, void *args)
     assert (args);
     self_t *self = s_self_new (pipe, (const kp_config_t *) args);
     bool started = s_start (self) == 0;
+    kp_arena_reset (&self->arena);
     if (!started) {
         //  Say why once more in one line; the pipe still answers ENDPOINT
         zsys_error ("kp_server: start-up failed; see the lines above");
@@ -2120,6 +2161,7 @@ kp_server (zsock_t *pipe, void *args)
         s_commit (self, false);
         s_dispatch (self);
         s_timers (self);
+        kp_arena_reset (&self->arena);
         if (self->fatal) {
             //  Stop polling the clients; wait for main's $TERM
             zpoller_remove (self->poller, self->router);

@@ -191,9 +191,16 @@ kp_message_strings_valid (const ProtobufCMessage *message)
 Kp__Wire__Command *
 kp_command_unpack (const uint8_t *data, size_t size, size_t max_size)
 {
+    return kp_command_unpack_with (data, size, max_size, NULL);
+}
+
+Kp__Wire__Command *
+kp_command_unpack_with (const uint8_t *data, size_t size, size_t max_size,
+                        ProtobufCAllocator *allocator)
+{
     if (size > max_size)
         return NULL;
-    Kp__Wire__Command *command = kp__wire__command__unpack (NULL, size, data);
+    Kp__Wire__Command *command = kp__wire__command__unpack (allocator, size, data);
     if (!command)
         return NULL;
     //  A string with a NUL inside is cut silently by protobuf-c; such input
@@ -201,10 +208,105 @@ kp_command_unpack (const uint8_t *data, size_t size, size_t max_size)
     if (kp__wire__command__get_packed_size (command) != size
     ||  command->kind_case == KP__WIRE__COMMAND__KIND__NOT_SET
     ||  !kp_message_strings_valid (&command->base)) {
-        kp__wire__command__free_unpacked (command, NULL);
+        kp__wire__command__free_unpacked (command, allocator);
         return NULL;
     }
     return command;
+}
+
+//  --------------------------------------------------------------------------
+//  The arena
+
+#define S_ARENA_CHUNK (64 * 1024)       //  bytes of the first chunk, at least
+#define S_ARENA_ALIGN 16
+#define S_ARENA_LARGE (16 * 1024 * 1024)    //  more than this is not kept
+
+struct _kp_arena_chunk_t {
+    kp_arena_chunk_t *older;
+    size_t used, limit;             //  bytes of data
+    _Alignas (S_ARENA_ALIGN) uint8_t data [];
+};
+
+static kp_arena_chunk_t *
+s_arena_chunk_new (size_t limit, kp_arena_chunk_t *older)
+{
+    kp_arena_chunk_t *chunk = (kp_arena_chunk_t *) malloc (sizeof (kp_arena_chunk_t) + limit);
+    assert (chunk);
+    chunk->older = older;
+    chunk->used = 0;
+    chunk->limit = limit;
+    return chunk;
+}
+
+static void *
+s_arena_alloc (void *allocator_data, size_t size)
+{
+    kp_arena_t *self = (kp_arena_t *) allocator_data;
+    size = (size + S_ARENA_ALIGN - 1) & ~(size_t) (S_ARENA_ALIGN - 1);
+    kp_arena_chunk_t *chunk = self->chunk;
+    if (!chunk || chunk->limit - chunk->used < size) {
+        size_t limit = self->total > S_ARENA_CHUNK? self->total: S_ARENA_CHUNK;
+        if (limit < size)
+            limit = size;
+        chunk = self->chunk = s_arena_chunk_new (limit, chunk);
+        self->total += limit;
+    }
+    void *memory = chunk->data + chunk->used;
+    chunk->used += size;
+    return memory;
+}
+
+static void
+s_arena_free (void *allocator_data, void *pointer)
+{
+    (void) allocator_data;
+    (void) pointer;
+}
+
+void
+kp_arena_init (kp_arena_t *self)
+{
+    assert (self);
+    memset (self, 0, sizeof *self);
+    self->allocator.alloc = s_arena_alloc;
+    self->allocator.free = s_arena_free;
+    self->allocator.allocator_data = self;
+}
+
+void
+kp_arena_reset (kp_arena_t *self)
+{
+    assert (self);
+    if (self->total > S_ARENA_LARGE) {
+        //  After a burst of large messages: back to a small chunk
+        kp_arena_destroy (self);
+        kp_arena_init (self);
+    }
+    else
+    if (self->chunk && self->chunk->older) {
+        //  Outgrown: one chunk of the size of all, for the next round
+        kp_arena_destroy (self);
+        size_t total = self->total;
+        kp_arena_init (self);
+        self->chunk = s_arena_chunk_new (total, NULL);
+        self->total = total;
+    }
+    else
+    if (self->chunk)
+        self->chunk->used = 0;
+}
+
+void
+kp_arena_destroy (kp_arena_t *self)
+{
+    assert (self);
+    kp_arena_chunk_t *chunk = self->chunk;
+    while (chunk) {
+        kp_arena_chunk_t *older = chunk->older;
+        free (chunk);
+        chunk = older;
+    }
+    self->chunk = NULL;
 }
 
 //  --------------------------------------------------------------------------

@@ -55,6 +55,35 @@ zframe_t *
 Kp__Wire__Command *
     kp_command_unpack (const uint8_t *data, size_t size, size_t max_size);
 
+//  The same, with memory from allocator (NULL: malloc); free the result
+//  with kp__wire__command__free_unpacked (cmd, allocator).
+Kp__Wire__Command *
+    kp_command_unpack_with (const uint8_t *data, size_t size, size_t max_size,
+                            ProtobufCAllocator *allocator);
+
+//  --------------------------------------------------------------------------
+//  An arena for protobuf-c: unpacked messages come from a few large chunks
+//  instead of a malloc per field, and all go at once at kp_arena_reset.
+//  Pass &arena->allocator to unpack and free_unpacked (whose free is a
+//  no-op). For a loop that unpacks many short-lived messages per turn.
+typedef struct _kp_arena_chunk_t kp_arena_chunk_t;
+typedef struct {
+    ProtobufCAllocator allocator;
+    kp_arena_chunk_t *chunk;        //  the current chunk, then older ones
+    size_t total;                   //  bytes of all chunks
+} kp_arena_t;
+
+//  Ready an arena (no memory yet); kp_arena_destroy frees it.
+void
+    kp_arena_init (kp_arena_t *self);
+
+//  Forget everything allocated; keep one chunk as large as all were.
+void
+    kp_arena_reset (kp_arena_t *self);
+
+void
+    kp_arena_destroy (kp_arena_t *self);
+
 //  Check every string field of a protobuf message (recursively) is valid
 //  UTF-8. Returns true if all are.
 bool

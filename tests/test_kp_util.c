@@ -124,3 +124,48 @@ Test (kp_util, parse_positive_takes_only_plain_positive_decimals_up_to_max)
     cr_assert_eq (kp_parse_positive ("9223372036854775807", INT64_MAX), INT64_MAX);
     cr_assert_eq (kp_parse_positive ("9223372036854775808", INT64_MAX), -1);
 }
+
+Test (kp_util, arena_gives_aligned_memory_and_takes_it_all_back_at_once)
+{
+    kp_arena_t arena;
+    kp_arena_init (&arena);
+    ProtobufCAllocator *allocator = &arena.allocator;
+    //  Many small pieces and one larger than a chunk: aligned, disjoint
+    uint8_t *previous = NULL;
+    for (size_t index = 0; index < 10000; index++) {
+        size_t size = index == 5000? 200000: 1 + index % 100;
+        uint8_t *piece = (uint8_t *) allocator->alloc (allocator->allocator_data, size);
+        cr_assert_not_null (piece);
+        cr_assert_eq ((uintptr_t) piece % 16, 0);
+        memset (piece, (int) index, size);
+        if (previous)
+            cr_assert_neq (piece, previous);
+        previous = piece;
+        allocator->free (allocator->allocator_data, piece);
+    }
+    size_t total = arena.total;
+    cr_assert_geq (total, 200000 + 10000 * 16);
+    //  After a reset one chunk holds what several held
+    kp_arena_reset (&arena);
+    cr_assert_eq (arena.total, total);
+    for (size_t index = 0; index < 1000; index++)
+        allocator->alloc (allocator->allocator_data, 100);
+    cr_assert_eq (arena.total, total, "the same again fits in the one chunk");
+    //  A command unpacked in it, and given back
+    Kp__Wire__Ping ping = KP__WIRE__PING__INIT;
+    ping.nonce = 42;
+    Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
+    command.kind_case = KP__WIRE__COMMAND__KIND_PING;
+    command.ping = &ping;
+    zframe_t *frame = kp_command_pack (&command);
+    Kp__Wire__Command *copy = kp_command_unpack_with (zframe_data (frame), zframe_size (frame),
+                                                      1024, allocator);
+    cr_assert_not_null (copy);
+    cr_assert_eq (copy->ping->nonce, 42);
+    kp__wire__command__free_unpacked (copy, allocator);
+    cr_assert_null (kp_command_unpack_with (zframe_data (frame), zframe_size (frame), 1,
+                                            allocator), "over max_size");
+    zframe_destroy (&frame);
+    kp_arena_reset (&arena);
+    kp_arena_destroy (&arena);
+}
