@@ -14,12 +14,25 @@
     fdatasync on the descriptor of other's last segment, passed to it over
     a socket pair, while the owner waits for its answer: it shares no memory.
 
-    Appends go to a write buffer in memory (pending, up to S_WRITE_BUFFER)
-    and reach the file with one write when kp_log_sync is called, when the
-    buffer is full, before a rollover, before replay or erase, and on
-    destroy. The last batch written stays in memory (the tail cache), so
-    that a record read back just after its commit costs no pread. Reads
-    of positions in either buffer are served from memory.
+    One buffer per log holds the end of the last segment: first the
+    cache, bytes [written - cached, written) that are in the file already,
+    then the pending bytes, appended frames not written yet (up to
+    S_WRITE_BUFFER, or one larger frame). Pending bytes reach the file with
+    one write when kp_log_sync is called, when the next frame would pass
+    S_WRITE_BUFFER, before a rollover, before replay or erase, and on
+    destroy; then they simply count as cached. After each write, once the
+    cache holds more than 1.5 times its budget (kp_log_set_cache), it is
+    cut to exactly the last budget bytes, by moving them to the front (a
+    move of at most the budget per half a budget written). The cut may
+    fall inside a record: a record that starts before the cache is read
+    from the file, and since the cache holds the file's bytes, any read
+    gives what a read of the file would. (Cutting at a record boundary
+    would mean walking the frame headers of cold memory, one cache miss
+    per record: it cost more than the move.) So every record that starts
+    within the last budget bytes written to the last segment, and every
+    pending one, is read from memory: a record read back a few group
+    commits after its write costs no pread. A rollover empties the cache
+    (it is of the last segment only).
 @end
 */
 #include <dirent.h>
@@ -51,6 +64,7 @@
 #define S_ERROR_QUIET_MS    30000           //  one read-error line per 30 s
 #define S_WRITE_START       (64 * 1024)     //  first size of the write buffer
 #define S_WRITE_BUFFER      (1024 * 1024)   //  a batch is written when this full
+#define S_CACHE_DEFAULT     (1024 * 1024)   //  cache budget of a log by default
 
 //  One segment file. Every segment but the last is full and immutable.
 typedef struct {
@@ -79,15 +93,13 @@ struct _kp_log_t {
     size_t scan_limit;              //  its allocated size
     int64_t read_error_ms;          //  when the last read error was logged
     uint64_t read_errors_quiet;     //  read errors not logged since then
-    uint8_t *pending;               //  appended frames not yet written
-    size_t pending_fill;            //  bytes in pending
-    size_t pending_limit;           //  its allocated size
+    uint8_t *buffer;                //  the cache, then the pending frames
+    size_t buffer_limit;            //  its allocated size
+    size_t cached;                  //  the last bytes written, at its start
+    size_t pending_fill;            //  appended bytes after them, not written
+    size_t cache_budget;            //  written bytes kept (kp_log_set_cache)
     uint64_t written;               //  bytes of the last segment in its file
-    uint8_t *tail;                  //  the last batch written (tail cache)
-    size_t tail_fill;               //  bytes in tail; 0: nothing cached
-    size_t tail_limit;              //  its allocated size
-    size_t tail_index;              //  segment the cached batch is in
-    uint64_t tail_offset;           //  file offset of tail [0]
+    uint64_t read_misses;           //  kp_log_read calls that read the file
     uint64_t verified;              //  records whose CRC open checked
     bool lost;                      //  a failed write lost appended records
     pthread_t helper;               //  kp_log_sync_both's fdatasync thread
@@ -492,7 +504,8 @@ s_segment_create (kp_log_t *self, uint64_t first_seq)
     &&  fsync (segment->fd) == 0
     &&  fsync (self->dir_fd) == 0) {
         segment->size = S_HEADER_SIZE;
-        self->written = S_HEADER_SIZE;  //  the new last segment
+        self->written = S_HEADER_SIZE;  //  the new last segment,
+        self->cached = 0;               //  of which nothing is cached
         return 0;
     }
     int err = errno;
@@ -909,15 +922,13 @@ s_log_open (const char *dir, size_t segment_size, bool load_truncated, bool read
     self->scan_limit = 0;
     self->read_error_ms = 0;
     self->read_errors_quiet = 0;
-    self->pending = NULL;
+    self->buffer = NULL;
+    self->buffer_limit = 0;
+    self->cached = 0;
     self->pending_fill = 0;
-    self->pending_limit = 0;
+    self->cache_budget = S_CACHE_DEFAULT;
     self->written = 0;
-    self->tail = NULL;
-    self->tail_fill = 0;
-    self->tail_limit = 0;
-    self->tail_index = 0;
-    self->tail_offset = 0;
+    self->read_misses = 0;
     self->verified = 0;
     self->lost = false;
     self->helper_running = false;   //  self->helper is set when it starts
@@ -956,8 +967,7 @@ kp_log_destroy (kp_log_t **self_p)
         free (self->segments);
         free (self->scan_buffer);
         free (self->read_buffer);
-        free (self->pending);
-        free (self->tail);
+        free (self->buffer);
         if (self->dir_fd >= 0)
             close (self->dir_fd);
         free (self->dir);
@@ -971,14 +981,17 @@ kp_log_destroy (kp_log_t **self_p)
 //  done bytes (errno err): cut the file back to the end of the last whole
 //  record that reached it, and refuse all further appends. The records
 //  after that are lost, and were never synced, so no receipt was given for
-//  them; kp_log_sync refuses from now on. One error line.
+//  them; kp_log_sync refuses from now on. The whole records that reached
+//  the file join the cache, as after a write that succeeded. One error
+//  line.
 
 static void
 s_flush_failed (kp_log_t *self, s_segment_t *segment, size_t done, int err)
 {
+    const uint8_t *pending = self->buffer + self->cached;
     size_t keep = 0;                //  whole records written
     while (keep + S_FRAME_SIZE <= done) {
-        size_t frame_size = S_FRAME_SIZE + s_get_u32 (self->pending + keep);
+        size_t frame_size = S_FRAME_SIZE + s_get_u32 (pending + keep);
         if (frame_size > done - keep)
             break;
         keep += frame_size;
@@ -999,88 +1012,141 @@ s_flush_failed (kp_log_t *self, s_segment_t *segment, size_t done, int err)
                     strerror (err), strerror (errno));
     segment->size = cut;
     self->written = cut;
+    self->cached += keep;
     self->pending_fill = 0;
 }
 
 //  --------------------------------------------------------------------------
-//  Write the write buffer to the last segment with one write (looping over
-//  short writes and EINTR). The batch written becomes the tail cache, and
-//  the old tail's memory the new write buffer. Returns 0, or -1 (logged,
-//  see s_flush_failed).
+//  The most bytes the buffer holds, but for one frame larger than
+//  S_WRITE_BUFFER: the cache up to 1.5 times its budget (it is cut back to
+//  the budget after a write that takes it past that), then a batch.
+
+static size_t
+s_buffer_capacity (kp_log_t *self)
+{
+    return self->cache_budget + self->cache_budget / 2 + S_WRITE_BUFFER;
+}
+
+//  --------------------------------------------------------------------------
+//  Forget the first bytes cached bytes: move the rest of the cache and the
+//  pending frames to the front.
+
+static void
+s_cache_forget (kp_log_t *self, size_t bytes)
+{
+    assert (bytes <= self->cached);
+    if (bytes == 0)
+        return;
+    size_t keep = self->cached - bytes + self->pending_fill;
+    memmove (self->buffer, self->buffer + bytes, keep);
+    self->cached -= bytes;
+}
+
+//  --------------------------------------------------------------------------
+//  Cut the cache to the last cache_budget bytes written (the cut may fall
+//  inside a record; see the header)
+
+static void
+s_cache_drop (kp_log_t *self)
+{
+    if (self->cached > self->cache_budget)
+        s_cache_forget (self, self->cached - self->cache_budget);
+}
+
+//  --------------------------------------------------------------------------
+//  After a write, or a change of budget: cut the cache back to its budget
+//  once it holds more than 1.5 times that (so the move happens at most once
+//  per half a budget written), and give back a buffer grown past its
+//  capacity for one large frame, or for a larger budget than now.
+
+static void
+s_buffer_fit (kp_log_t *self)
+{
+    if (self->cached > self->cache_budget + self->cache_budget / 2)
+        s_cache_drop (self);
+    if (self->buffer_limit <= s_buffer_capacity (self))
+        return;
+    s_cache_drop (self);
+    size_t fill = self->cached + self->pending_fill;
+    if (fill == 0) {
+        free (self->buffer);
+        self->buffer = NULL;
+        self->buffer_limit = 0;
+        return;
+    }
+    size_t limit = fill > S_WRITE_START? fill: S_WRITE_START;
+    if (limit < self->buffer_limit) {
+        uint8_t *buffer = (uint8_t *) realloc (self->buffer, limit);
+        if (buffer) {               //  else keep the larger one
+            self->buffer = buffer;
+            self->buffer_limit = limit;
+        }
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Write the pending frames to the last segment with one write (looping
+//  over short writes and EINTR). They stay in the buffer, as cached bytes.
+//  Returns 0, or -1 (logged, see s_flush_failed).
 
 static int
 s_flush (kp_log_t *self)
 {
     if (self->pending_fill == 0)
         return 0;
-    size_t index = self->segment_count - 1;
-    s_segment_t *segment = &self->segments [index];
+    s_segment_t *segment = &self->segments [self->segment_count - 1];
+    const uint8_t *pending = self->buffer + self->cached;
     size_t done = 0;
+    int rc = 0;
     while (done < self->pending_fill) {
-        ssize_t rc = write (segment->fd, self->pending + done, self->pending_fill - done);
-        if (rc < 0 && errno == EINTR)
+        ssize_t count = write (segment->fd, pending + done, self->pending_fill - done);
+        if (count < 0 && errno == EINTR)
             continue;
-        if (rc <= 0) {
-            //  rc == 0 never happens for regular files; do not spin
-            s_flush_failed (self, segment, done, rc < 0? errno: EIO);
-            return -1;
+        if (count <= 0) {
+            //  0 never happens for regular files; do not spin
+            s_flush_failed (self, segment, done, count < 0? errno: EIO);
+            rc = -1;
+            break;
         }
-        done += (size_t) rc;
+        done += (size_t) count;
     }
-    uint8_t *batch = self->pending;
-    size_t batch_limit = self->pending_limit;
-    self->pending = self->tail;
-    self->pending_limit = self->tail_limit;
-    self->tail = batch;
-    self->tail_limit = batch_limit;
-    self->tail_fill = self->pending_fill;
-    self->tail_index = index;
-    self->tail_offset = self->written;
-    self->written += self->pending_fill;
-    self->pending_fill = 0;
-    //  A buffer grown for one large record is not kept
-    if (self->tail_limit > S_WRITE_BUFFER) {
-        free (self->tail);
-        self->tail = NULL;
-        self->tail_limit = 0;
-        self->tail_fill = 0;
+    if (rc == 0) {
+        self->cached += self->pending_fill;
+        self->written += self->pending_fill;
+        self->pending_fill = 0;
     }
-    if (self->pending_limit > S_WRITE_BUFFER) {
-        free (self->pending);
-        self->pending = NULL;
-        self->pending_limit = 0;
-    }
-    return 0;
+    s_buffer_fit (self);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
-//  Make room for a frame of frame_size bytes in the write buffer: grow it
-//  up to S_WRITE_BUFFER, else write the batch it holds first; a frame
-//  larger than S_WRITE_BUFFER gets a buffer of its size. Returns 0, or -1
-//  if writing the batch failed (logged).
+//  Make room for a frame of frame_size bytes after the pending ones: if it
+//  would take the batch past S_WRITE_BUFFER, write the batch first; grow
+//  the buffer by doubling up to its capacity. A frame larger than
+//  S_WRITE_BUFFER gets a buffer large enough for it, given back after its
+//  write. Returns 0, or -1 if writing the batch failed (logged).
 
 static int
-s_pending_reserve (kp_log_t *self, size_t frame_size)
+s_buffer_reserve (kp_log_t *self, size_t frame_size)
 {
-    if (self->pending_fill + frame_size <= self->pending_limit)
-        return 0;
-    if (self->pending_fill > 0
-    &&  (self->pending_limit >= S_WRITE_BUFFER
-         || self->pending_fill + frame_size > S_WRITE_BUFFER)
+    if (self->pending_fill > 0 && self->pending_fill + frame_size > S_WRITE_BUFFER
     &&  s_flush (self))
         return -1;
-    size_t need = self->pending_fill + frame_size;
-    if (need > self->pending_limit) {
-        size_t limit = self->pending_limit > S_WRITE_START? self->pending_limit
-                                                          : S_WRITE_START;
-        while (limit < need && limit < S_WRITE_BUFFER)
+    size_t need = self->cached + self->pending_fill + frame_size;
+    if (need > self->buffer_limit) {
+        size_t capacity = s_buffer_capacity (self);
+        size_t limit = self->buffer_limit > S_WRITE_START? self->buffer_limit
+                                                         : S_WRITE_START;
+        while (limit < need && limit < capacity)
             limit *= 2;
+        if (limit > capacity)
+            limit = capacity;
         if (limit < need)
-            limit = need;           //  one record larger than the buffer
-        uint8_t *buffer = (uint8_t *) realloc (self->pending, limit);
+            limit = need;           //  one frame larger than a batch
+        uint8_t *buffer = (uint8_t *) realloc (self->buffer, limit);
         assert (buffer);
-        self->pending = buffer;
-        self->pending_limit = limit;
+        self->buffer = buffer;
+        self->buffer_limit = limit;
     }
     return 0;
 }
@@ -1134,9 +1200,9 @@ kp_log_append (kp_log_t *self, const void *data, size_t size,
             return -1;
         segment = &self->segments [self->segment_count - 1];
     }
-    if (s_pending_reserve (self, (size_t) frame_size))
+    if (s_buffer_reserve (self, (size_t) frame_size))
         return -1;
-    uint8_t *frame = self->pending + self->pending_fill;
+    uint8_t *frame = self->buffer + self->cached + self->pending_fill;
     s_put_u32 (frame, (uint32_t) size);
     s_put_u32 (frame + 4, kp_crc32c (0, data, size));
     memcpy (frame + S_FRAME_SIZE, data, size);
@@ -1356,22 +1422,19 @@ s_read_failed (kp_log_t *self, const s_segment_t *segment, uint64_t offset,
 
 //  --------------------------------------------------------------------------
 //  The bytes at offset of segment index if they are in memory: in the
-//  write buffer (not written yet) or in the tail cache (the last batch
-//  written). Sets *available_p to the bytes from there to the end of that
-//  buffer; a record never spans two batches. NULL if not in memory.
+//  cache (written) or pending (not yet), which are one run of bytes of the
+//  last segment up to its end. Sets *available_p to the bytes from there
+//  to that end, so a record that starts in memory is in memory whole.
+//  NULL if not in memory.
 
 static const uint8_t *
 s_memory (kp_log_t *self, uint64_t index, uint64_t offset, size_t *available_p)
 {
-    if (index + 1 == self->segment_count && offset >= self->written
-    &&  offset - self->written < self->pending_fill) {
-        *available_p = self->pending_fill - (size_t) (offset - self->written);
-        return self->pending + (offset - self->written);
-    }
-    if (self->tail_fill > 0 && index == self->tail_index && offset >= self->tail_offset
-    &&  offset - self->tail_offset < self->tail_fill) {
-        *available_p = self->tail_fill - (size_t) (offset - self->tail_offset);
-        return self->tail + (offset - self->tail_offset);
+    uint64_t start = self->written - self->cached;  //  file offset of buffer [0]
+    size_t fill = self->cached + self->pending_fill;
+    if (index + 1 == self->segment_count && offset >= start && offset - start < fill) {
+        *available_p = fill - (size_t) (offset - start);
+        return self->buffer + (offset - start);
     }
     return NULL;
 }
@@ -1392,9 +1455,9 @@ s_read_buffer_reserve (kp_log_t *self, size_t size)
 }
 
 //  --------------------------------------------------------------------------
-//  Read the record at pos; see kp_log.h. From memory if it is in the write
-//  buffer or the tail cache, else one pread for small records. Either way
-//  the record is copied to the read buffer and its checksum checked.
+//  Read the record at pos; see kp_log.h. From memory if it is cached or
+//  pending, else one pread for small records (a read miss). Either way the
+//  record is copied to the read buffer and its checksum checked.
 
 const uint8_t *
 kp_log_read (kp_log_t *self, uint64_t pos, size_t *size_p)
@@ -1422,6 +1485,7 @@ kp_log_read (kp_log_t *self, uint64_t pos, size_t *size_p)
         memcpy (self->read_buffer, memory, S_FRAME_SIZE + (size_t) length);
     }
     else {
+        self->read_misses++;
         s_read_buffer_reserve (self, S_READ_AHEAD);
         size_t first = segment->size - offset < S_READ_AHEAD?
                        (size_t) (segment->size - offset): S_READ_AHEAD;
@@ -1460,8 +1524,11 @@ kp_log_read (kp_log_t *self, uint64_t pos, size_t *size_p)
 }
 
 //  --------------------------------------------------------------------------
-//  Erase a record's payload; see kp_log.h. A record still in the write
-//  buffer is written first; the tail cache forgets a batch it changed.
+//  Erase a record's payload; see kp_log.h. A pending record is written
+//  first; the bytes of the record in the cache (all, or the end of it if
+//  the cache starts inside it) are changed as in the file once the file's
+//  are (if that fails, the cache forgets up to the record's end, so that
+//  reads show what the file holds).
 
 int
 kp_log_erase (kp_log_t *self, uint64_t pos)
@@ -1477,10 +1544,10 @@ kp_log_erase (kp_log_t *self, uint64_t pos)
     uint64_t offset = pos & S_OFFSET_MASK;
     if (index + 1 == self->segment_count && offset >= self->written && s_flush (self))
         return -1;
-    if (self->tail_fill > 0 && index == self->tail_index
-    &&  offset < self->tail_offset + self->tail_fill
-    &&  offset + S_FRAME_SIZE + size > self->tail_offset)
-        self->tail_fill = 0;
+    //  Is any of the record in the cache? (None of it is pending now)
+    uint64_t start = self->written - self->cached;  //  file offset of buffer [0]
+    uint64_t end = offset + S_FRAME_SIZE + size;
+    bool cached = index + 1 == self->segment_count && end > start;
     //  Segments are open O_APPEND, where Linux pwrite appends: write
     //  through a descriptor of our own
     int fd = open (segment->path, O_WRONLY | O_CLOEXEC);
@@ -1506,6 +1573,15 @@ kp_log_erase (kp_log_t *self, uint64_t pos)
                     segment->path, (unsigned long long) offset, strerror (errno));
     if (fd >= 0)
         close (fd);
+    if (cached && (rc || self->sync_failed))
+        s_cache_forget (self, (size_t) (end - start));
+    else if (cached) {
+        uint64_t zeros_from = offset + S_FRAME_SIZE > start? offset + S_FRAME_SIZE: start;
+        memset (self->buffer + (zeros_from - start), 0, (size_t) (end - zeros_from));
+        for (uint64_t at = offset + 4; at < offset + S_FRAME_SIZE; at++)
+            if (at >= start)
+                self->buffer [at - start] = frame [at - offset - 4];
+    }
     return rc || self->sync_failed? -1: 0;
 }
 
@@ -1648,6 +1724,30 @@ kp_log_sync_count (kp_log_t *self)
 {
     assert (self);
     return self->sync_count;
+}
+
+//  --------------------------------------------------------------------------
+//  Set the cache budget; see kp_log.h. Drops what is past it at once, and
+//  gives back the memory above the new capacity.
+
+void
+kp_log_set_cache (kp_log_t *self, size_t bytes)
+{
+    assert (self);
+    assert (bytes <= KP_LOG_CACHE_MAX);
+    self->cache_budget = bytes;
+    s_cache_drop (self);
+    s_buffer_fit (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Count of kp_log_read calls that read the file
+
+uint64_t
+kp_log_read_misses (kp_log_t *self)
+{
+    assert (self);
+    return self->read_misses;
 }
 
 //  CRC32C (Castagnoli, reflected polynomial 0x82F63B78) lookup tables for

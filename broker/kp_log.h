@@ -177,17 +177,18 @@ uint64_t
     kp_log_sync_count (kp_log_t *self);
 
 //  Keep the last bytes written to the last segment readable from memory,
-//  in addition to the records still in the write buffer: kp_log_read and
-//  kp_log_seek of every record that starts within the last bytes bytes
-//  written to the file need no read of it (bytes = 0: only the write
-//  buffer). 1 MiB unless set. The cache is of the last segment only, so
-//  a rollover empties it, and after kp_log_open it holds only what was
-//  written since. It costs up to 1.5 x bytes of memory (the oldest records
-//  are dropped, down to bytes, once it passes that, so that the drop, a
-//  move of the newest bytes to the front, happens at most once per bytes/2
-//  written). A smaller value drops what is past it at once. The broker's
-//  audit log wants its acknowledgements' ACCEPTED records, written one or
-//  two windows before, in it. bytes <= KP_LOG_CACHE_MAX.
+//  in addition to the records still in the write buffer: kp_log_read of
+//  every record that starts within the last bytes bytes written to the
+//  file needs no read of it, and kp_log_seek reads the frame headers there
+//  from memory (bytes = 0: only the write buffer). 1 MiB unless set. The
+//  cache is of the last segment only, so a rollover empties it, and after
+//  kp_log_open it holds only what was written since. It costs up to 1.5 x
+//  bytes of memory (once it passes that, it is cut back to the last bytes
+//  bytes, so that the cut, a move of those bytes to the front, happens at
+//  most once per bytes/2 written). A call drops at once what is past the
+//  new size. The broker's audit log wants its acknowledgements' ACCEPTED
+//  records, written one or two windows before, in it.
+//  bytes <= KP_LOG_CACHE_MAX.
 #define KP_LOG_CACHE_MAX (1024u * 1024 * 1024)
 void
     kp_log_set_cache (kp_log_t *self, size_t bytes);

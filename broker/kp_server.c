@@ -1948,6 +1948,9 @@ s_start (self_t *self)
     self->bodies = self->log? s_log_open (config, "bodies"): NULL;
     if (!self->bodies)
         return -1;
+    //  An ack reads its message's ACCEPTED record back one or two credit
+    //  windows after it was written: keep that much of the log in memory
+    kp_log_set_cache (self->log, 4 * 1024 * 1024);
     self->bodies_end = kp_log_end (self->bodies);
     self->notary = kp_notary_open (config->data_dir, config->region, config->name,
                                    kp_log_size (self->log));

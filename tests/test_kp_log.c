@@ -1034,7 +1034,7 @@ Test (kp_log, write_error_when_the_buffer_fills_fails_the_append)
 }
 
 //  --------------------------------------------------------------------------
-//  The write buffer and the tail cache
+//  The write buffer and the cache
 
 Test (kp_log, buffered_records_are_read_sought_and_replayed_before_any_write)
 {
@@ -1139,7 +1139,7 @@ Test (kp_log, the_last_batch_written_is_read_from_memory)
     uint64_t positions [20];
     s_append_records (log, 10, positions);
     cr_assert_eq (kp_log_sync (log), 0);
-    //  Spoil record 5 in the file behind the log's back: the tail cache
+    //  Spoil record 5 in the file behind the log's back: the cache
     //  still has the batch, so the read does not see the damage
     char *path = s_segment_path (dir, 0);
     int fd = open (path, O_WRONLY);
@@ -1150,8 +1150,10 @@ Test (kp_log, the_last_batch_written_is_read_from_memory)
     close (fd);
     size_t size;
     const uint8_t *data = kp_log_read (log, positions [5], &size);
-    cr_assert (data && s_payload_is (5, data, size), "served from the tail cache");
-    //  The next batch takes the cache: record 5 is read from the file now
+    cr_assert (data && s_payload_is (5, data, size), "served from the cache");
+    //  Once record 5 is out of the cache (here: the cache is cut to
+    //  nothing, kp_log_set_cache), it is read from the file: the damage shows
+    kp_log_set_cache (log, 0);
     s_append_records (log, 10, positions + 10);
     cr_assert_eq (kp_log_sync (log), 0);
     cr_assert_null (kp_log_read (log, positions [5], &size), "the damage shows");
@@ -1161,6 +1163,572 @@ Test (kp_log, the_last_batch_written_is_read_from_memory)
     cr_assert (data && s_payload_is (4, data, size));
     kp_log_destroy (&log);
     free (path);
+    s_dir_remove (&dir);
+}
+
+//  Is data the payload of record seq at size bytes (s_payload_fill)?
+static bool
+s_sized_payload_is (uint64_t seq, const uint8_t *data, size_t size, size_t expected)
+{
+    if (size != expected)
+        return false;
+    for (size_t index = 0; index < size; index++)
+        if (data [index] != (uint8_t) (seq * 31 + index * 7 + (seq >> 8)))
+            return false;
+    return true;
+}
+
+//  Append record seq with size bytes of s_payload_fill; returns its pos
+static uint64_t
+s_append_sized (kp_log_t *log, uint64_t seq, size_t size)
+{
+    uint8_t *payload = (uint8_t *) malloc (size);
+    cr_assert_not_null (payload);
+    s_payload_fill (seq, payload, size);
+    uint64_t got_seq, pos;
+    cr_assert_eq (kp_log_append (log, payload, size, &got_seq, &pos), 0);
+    cr_assert_eq (got_seq, seq);
+    free (payload);
+    return pos;
+}
+
+//  Read record seq at pos and check it has size bytes of s_payload_fill
+static void
+s_read_sized (kp_log_t *log, uint64_t seq, uint64_t pos, size_t expected)
+{
+    size_t size;
+    const uint8_t *data = kp_log_read (log, pos, &size);
+    cr_assert_not_null (data, "record %" PRIu64, seq);
+    cr_assert (s_sized_payload_is (seq, data, size, expected), "record %" PRIu64, seq);
+}
+
+//  The broker's pattern: records of 330 bytes, a group commit every 600,
+//  each record read back lag records after its write
+typedef struct {
+    size_t cache;                   //  kp_log_set_cache; 0: leave the default
+    uint64_t lag;                   //  records between a write and its read
+    bool all_miss;                  //  true: every read misses; false: none
+} s_lag_case_t;
+
+static s_lag_case_t s_lag_cases [] = {
+    //  2,000 records of 338 bytes (676,000) after it, up to 600 of them
+    //  not written yet: within the default cache of 1 MiB
+    { 0, 2000, false },
+    { 1024 * 1024, 3000, false },
+    //  Past 1.5 x the cache, even with a whole batch pending: from the file
+    { 256 * 1024, 2000, true },
+    { 0, 5000, true }
+};
+
+ParameterizedTestParameters (kp_log, records_read_back_batches_after_their_write)
+{
+    return cr_make_param_array (s_lag_case_t, s_lag_cases,
+                                sizeof s_lag_cases / sizeof s_lag_cases [0]);
+}
+
+ParameterizedTest (s_lag_case_t *lag, kp_log, records_read_back_batches_after_their_write)
+{
+    enum { COUNT = 12000, SIZE = 330, SYNC_EVERY = 600 };
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    if (lag->cache)
+        kp_log_set_cache (log, lag->cache);
+    uint64_t *positions = (uint64_t *) calloc (COUNT, sizeof (uint64_t));
+    cr_assert_not_null (positions);
+    for (uint64_t seq = 0; seq < COUNT; seq++) {
+        positions [seq] = s_append_sized (log, seq, SIZE);
+        if ((seq + 1) % SYNC_EVERY == 0)
+            cr_assert_eq (kp_log_sync (log), 0);
+        if (seq >= lag->lag)
+            s_read_sized (log, seq - lag->lag, positions [seq - lag->lag], SIZE);
+    }
+    uint64_t reads = COUNT - lag->lag;
+    cr_assert_eq (kp_log_read_misses (log), lag->all_miss? reads: 0,
+                  "%" PRIu64 " misses of %" PRIu64 " reads", kp_log_read_misses (log),
+                  reads);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+
+    //  Reopened, the log has every record; the cache starts empty
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), COUNT);
+    for (uint64_t seq = 0; seq < COUNT; seq++)
+        s_read_sized (log, seq, positions [seq], SIZE);
+    cr_assert_eq (kp_log_read_misses (log), COUNT);
+    kp_log_destroy (&log);
+    free (positions);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, the_cache_keeps_the_records_within_its_budget)
+{
+    enum { BUDGET = 4096, BATCHES = 12, BATCH = 37, COUNT = BATCHES * BATCH };
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    kp_log_set_cache (log, BUDGET);
+    uint64_t positions [COUNT];
+    for (uint64_t batch = 0; batch < BATCHES; batch++) {
+        s_append_records (log, BATCH, positions + batch * BATCH);
+        cr_assert_eq (kp_log_sync (log), 0);
+        //  Every record read back: within the budget from memory, past 1.5
+        //  x the budget from the file, between the two either way
+        uint64_t written = s_record_offset ((batch + 1) * BATCH);
+        for (uint64_t seq = 0; seq < (batch + 1) * BATCH; seq++) {
+            uint64_t before = kp_log_read_misses (log);
+            uint64_t back = written - s_record_offset (seq);
+            size_t size;
+            const uint8_t *data = kp_log_read (log, positions [seq], &size);
+            cr_assert (data && s_payload_is (seq, data, size), "record %" PRIu64, seq);
+            if (back <= BUDGET)
+                cr_assert_eq (kp_log_read_misses (log), before, "record %" PRIu64
+                              " is %" PRIu64 " bytes back: in the cache", seq, back);
+            else if (back > BUDGET + BUDGET / 2)
+                cr_assert_eq (kp_log_read_misses (log), before + 1, "record %" PRIu64
+                              " is %" PRIu64 " bytes back: not cached", seq, back);
+        }
+    }
+    //  Setting the budget cuts the cache to it exactly
+    kp_log_set_cache (log, BUDGET);
+    uint64_t written = s_record_offset (COUNT);
+    for (uint64_t seq = 0; seq < COUNT; seq++) {
+        uint64_t before = kp_log_read_misses (log);
+        size_t size;
+        const uint8_t *data = kp_log_read (log, positions [seq], &size);
+        cr_assert (data && s_payload_is (seq, data, size), "record %" PRIu64, seq);
+        bool cached = written - s_record_offset (seq) <= BUDGET;
+        cr_assert_eq (kp_log_read_misses (log), before + (cached? 0: 1),
+                      "record %" PRIu64, seq);
+    }
+    kp_log_set_cache (log, 0);
+    uint64_t before = kp_log_read_misses (log);
+    size_t size;
+    cr_assert_not_null (kp_log_read (log, positions [COUNT - 1], &size));
+    cr_assert_eq (kp_log_read_misses (log), before + 1);
+    //  Pending records are read from memory whatever the budget
+    s_append_records (log, 3, NULL);
+    uint64_t pos;
+    cr_assert_eq (kp_log_seek (log, COUNT + 1, &pos), 0);
+    const uint8_t *data = kp_log_read (log, pos, &size);
+    cr_assert (data && s_payload_is (COUNT + 1, data, size));
+    cr_assert_eq (kp_log_read_misses (log), before + 1);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, setting_the_cache_size_drops_what_is_past_it_at_once)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    uint64_t positions [60];
+    s_append_records (log, 60, positions);
+    cr_assert_eq (kp_log_sync (log), 0);
+    //  The default cache holds all 3,000-odd bytes written; a size of 2,500
+    //  (not 1.5 x less than that) keeps exactly the last 2,500
+    uint64_t written = s_record_offset (60);
+    cr_assert_gt (written - HEADER_SIZE, 2500 + 100);
+    cr_assert_lt (written - HEADER_SIZE, 2500 + 2500 / 2);
+    for (uint64_t seq = 0; seq < 60; seq++) {
+        size_t size;
+        const uint8_t *data = kp_log_read (log, positions [seq], &size);
+        cr_assert (data && s_payload_is (seq, data, size), "record %" PRIu64, seq);
+    }
+    cr_assert_eq (kp_log_read_misses (log), 0);
+    kp_log_set_cache (log, 2500);
+    uint64_t misses = 0;
+    for (uint64_t seq = 0; seq < 60; seq++) {
+        size_t size;
+        const uint8_t *data = kp_log_read (log, positions [seq], &size);
+        cr_assert (data && s_payload_is (seq, data, size), "record %" PRIu64, seq);
+        if (written - s_record_offset (seq) > 2500)
+            misses++;
+        cr_assert_eq (kp_log_read_misses (log), misses, "record %" PRIu64, seq);
+    }
+    cr_assert_gt (misses, 0);
+    //  A larger size keeps what is there, and more from then on
+    kp_log_set_cache (log, 1024 * 1024);
+    s_append_records (log, 10, NULL);
+    cr_assert_eq (kp_log_sync (log), 0);
+    size_t size;
+    cr_assert_not_null (kp_log_read (log, positions [59], &size));
+    cr_assert_eq (kp_log_read_misses (log), misses);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, a_cache_smaller_than_one_record_holds_none)
+{
+    size_t budgets [] = { 0, 100 };
+    for (size_t test = 0; test < 2; test++) {
+        char *dir = kp_test_tempdir ();
+        kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+        kp_log_set_cache (log, budgets [test]);
+        uint64_t positions [10];
+        for (uint64_t seq = 0; seq < 5; seq++)
+            positions [seq] = s_append_sized (log, seq, 500);
+        for (uint64_t seq = 0; seq < 5; seq++)
+            s_read_sized (log, seq, positions [seq], 500);
+        cr_assert_eq (kp_log_read_misses (log), 0, "pending: from memory");
+        cr_assert_eq (kp_log_sync (log), 0);
+        for (uint64_t seq = 0; seq < 5; seq++)
+            s_read_sized (log, seq, positions [seq], 500);
+        cr_assert_eq (kp_log_read_misses (log), 5, "written: from the file");
+        for (uint64_t seq = 5; seq < 10; seq++) {
+            positions [seq] = s_append_sized (log, seq, 500);
+            cr_assert_eq (kp_log_sync (log), 0);
+        }
+        for (uint64_t seq = 0; seq < 10; seq++)
+            s_read_sized (log, seq, positions [seq], 500);
+        cr_assert_eq (kp_log_read_misses (log), 15);
+        kp_log_destroy (&log);
+        log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+        for (uint64_t seq = 0; seq < 10; seq++)
+            s_read_sized (log, seq, positions [seq], 500);
+        kp_log_destroy (&log);
+        s_dir_remove (&dir);
+    }
+}
+
+Test (kp_log, a_record_larger_than_the_write_buffer_is_cached_within_the_budget)
+{
+    size_t large = 1536 * 1024;     //  larger than a batch (1 MiB)
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    uint64_t positions [6];
+    positions [0] = s_append_sized (log, 0, 100);
+    positions [1] = s_append_sized (log, 1, large);
+    s_read_sized (log, 1, positions [1], large);
+    cr_assert_eq (kp_log_read_misses (log), 0, "pending: from memory");
+    cr_assert_eq (kp_log_sync (log), 0);
+    //  Past the default budget of 1 MiB: from the file
+    s_read_sized (log, 1, positions [1], large);
+    s_read_sized (log, 0, positions [0], 100);
+    cr_assert_eq (kp_log_read_misses (log), 2);
+    //  With a cache of 4 MiB it stays, and the small records after it too
+    kp_log_set_cache (log, 4 * 1024 * 1024);
+    positions [2] = s_append_sized (log, 2, large);
+    positions [3] = s_append_sized (log, 3, 100);
+    cr_assert_eq (kp_log_sync (log), 0);
+    positions [4] = s_append_sized (log, 4, 200);
+    cr_assert_eq (kp_log_sync (log), 0);
+    positions [5] = s_append_sized (log, 5, large);
+    s_read_sized (log, 2, positions [2], large);
+    s_read_sized (log, 3, positions [3], 100);
+    s_read_sized (log, 4, positions [4], 200);
+    s_read_sized (log, 5, positions [5], large);
+    cr_assert_eq (kp_log_read_misses (log), 2);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    size_t sizes [6] = { 100, large, large, 100, 200, large };
+    for (uint64_t seq = 0; seq < 6; seq++)
+        s_read_sized (log, seq, positions [seq], sizes [seq]);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, an_erased_cached_record_reads_as_zeros_from_the_cache_and_the_file)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    uint64_t positions [20];
+    s_append_records (log, 20, positions);
+    cr_assert_eq (kp_log_sync (log), 0);
+    s_append_records (log, 5, NULL);    //  pending while the erase runs
+    cr_assert_eq (kp_log_erase (log, positions [7]), 0);
+    cr_assert_eq (kp_log_read_misses (log), 0);
+    size_t size;
+    const uint8_t *data = kp_log_read (log, positions [7], &size);
+    cr_assert_not_null (data);
+    cr_assert_eq (size, s_payload_size (7));
+    for (size_t index = 0; index < size; index++)
+        cr_assert_eq (data [index], 0);
+    cr_assert_eq (kp_log_read_misses (log), 0, "from the cache, erased there too");
+    for (uint64_t seq = 0; seq < 20; seq++) {
+        data = kp_log_read (log, positions [seq], &size);
+        cr_assert (data && (seq == 7 || s_payload_is (seq, data, size)));
+    }
+    cr_assert_eq (kp_log_read_misses (log), 0);
+    //  The file says the same
+    kp_log_set_cache (log, 0);
+    data = kp_log_read (log, positions [7], &size);
+    cr_assert_not_null (data);
+    for (size_t index = 0; index < size; index++)
+        cr_assert_eq (data [index], 0);
+    cr_assert_eq (kp_log_read_misses (log), 1);
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 25);
+    for (uint64_t seq = 0; seq < 25; seq++) {
+        uint64_t pos;
+        cr_assert_eq (kp_log_seek (log, seq, &pos), 0);
+        data = kp_log_read (log, pos, &size);
+        cr_assert (data && (seq == 7 || s_payload_is (seq, data, size)));
+    }
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, erasing_the_record_the_cache_starts_inside_changes_its_cached_end)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    //  Four records of 500 bytes; record 2 carries a valid frame of 50
+    //  bytes 'E' at payload offset 300, so that a read at that position
+    //  shows whether the bytes there are the record's or zeros
+    uint8_t payload [500];
+    memset (payload, 0x11, sizeof payload);
+    uint8_t inner [50];
+    memset (inner, 'E', sizeof inner);
+    s_put_u32 (payload + 300, sizeof inner);
+    s_put_u32 (payload + 304, kp_crc32c (0, inner, sizeof inner));
+    memcpy (payload + 308, inner, sizeof inner);
+    uint64_t positions [4], seq;
+    for (int index = 0; index < 4; index++)
+        cr_assert_eq (kp_log_append (log, payload, sizeof payload, &seq,
+                                     &positions [index]), 0);
+    cr_assert_eq (kp_log_sync (log), 0);
+    //  The last 1,000 bytes: record 3, and the last 492 of record 2
+    kp_log_set_cache (log, 1000);
+    uint64_t inside = positions [2] + FRAME_SIZE + 300;
+    size_t size;
+    const uint8_t *data = kp_log_read (log, inside, &size);
+    cr_assert (data && size == sizeof inner && data [0] == 'E');
+    cr_assert_eq (kp_log_read_misses (log), 0, "in the cache");
+    cr_assert_not_null (kp_log_read (log, positions [2], &size));
+    cr_assert_eq (kp_log_read_misses (log), 1, "record 2 starts before the cache");
+
+    cr_assert_eq (kp_log_erase (log, positions [2]), 0);
+    cr_assert_null (kp_log_read (log, inside, &size), "the cached end is zeros too");
+    data = kp_log_read (log, positions [2], &size);
+    cr_assert (data && size == sizeof payload);
+    for (size_t index = 0; index < size; index++)
+        cr_assert_eq (data [index], 0);
+    uint64_t misses = kp_log_read_misses (log);
+    data = kp_log_read (log, positions [3], &size);
+    cr_assert (data && size == sizeof payload && memcmp (data, payload, size) == 0);
+    cr_assert_eq (kp_log_read_misses (log), misses, "record 3 from the cache");
+    kp_log_destroy (&log);
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_null (kp_log_read (log, inside, &size));
+    data = kp_log_read (log, positions [1], &size);
+    cr_assert (data && size == sizeof payload && memcmp (data, payload, size) == 0);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, a_rollover_empties_the_cache)
+{
+    enum { COUNT = 300, SEGMENT = 4096 };
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT, true, KP_LOG_OK);
+    uint64_t positions [COUNT];
+    for (uint64_t seq = 0; seq < COUNT; seq++) {
+        s_append_records (log, 1, positions + seq);
+        if (seq % 25 == 24)
+            cr_assert_eq (kp_log_sync (log), 0);
+    }
+    cr_assert_eq (kp_log_sync (log), 0);
+    uint64_t starts [COUNT];
+    size_t segments = s_segment_starts (COUNT, SEGMENT, starts, COUNT);
+    cr_assert_geq (segments, 3);
+    //  Only the last segment's records are cached
+    uint64_t last = starts [segments - 1];
+    for (uint64_t seq = 0; seq < COUNT; seq++) {
+        uint64_t before = kp_log_read_misses (log);
+        size_t size;
+        const uint8_t *data = kp_log_read (log, positions [seq], &size);
+        cr_assert (data && s_payload_is (seq, data, size), "record %" PRIu64, seq);
+        cr_assert_eq (kp_log_read_misses (log), before + (seq < last? 1: 0),
+                      "record %" PRIu64, seq);
+    }
+    //  The record that starts the next segment empties the cache
+    uint64_t seq = COUNT;
+    while ((positions [COUNT - 1] >> 40) == (uint64_t) segments - 1) {
+        uint64_t pos;
+        s_append_records (log, 1, &pos);
+        positions [COUNT - 1] = pos;
+        seq++;
+    }
+    uint64_t before = kp_log_read_misses (log);
+    size_t size;
+    const uint8_t *data = kp_log_read (log, positions [COUNT - 1], &size);
+    cr_assert (data && s_payload_is (seq - 1, data, size), "pending: from memory");
+    cr_assert_eq (kp_log_read_misses (log), before);
+    uint64_t pos;
+    cr_assert_eq (kp_log_seek (log, seq - 2, &pos), 0);
+    data = kp_log_read (log, pos, &size);
+    cr_assert (data && s_payload_is (seq - 2, data, size));
+    cr_assert_eq (kp_log_read_misses (log), before + 1, "the last segment's: file");
+    cr_assert_eq (kp_log_sync (log), 0);
+    kp_log_destroy (&log);
+    log = s_open (dir, SEGMENT, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (log), seq);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, a_failed_write_leaves_the_cache_as_the_file)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    uint64_t positions [51];
+    s_append_records (log, 50, positions);
+    cr_assert_eq (kp_log_sync (log), 0);
+    char *path = s_segment_path (dir, 0);
+    uint64_t good_size = s_file_size (path);
+    //  Record 50 reaches the file, the next one does not
+    s_append_records (log, 1, positions + 50);
+    uint8_t payload [100];
+    memset (payload, 0x77, sizeof payload);
+    uint64_t seq, pos;
+    cr_assert_eq (kp_log_append (log, payload, sizeof payload, &seq, &pos), 0);
+    uint64_t first_frame = FRAME_SIZE + s_payload_size (50);
+    struct rlimit saved = s_file_limit (good_size + first_frame + 20);
+    int rc = kp_log_sync (log);
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &saved), 0);
+    cr_assert_eq (rc, -1);
+    cr_assert_eq (s_file_size (path), good_size + first_frame);
+    //  From memory: what reached the file, and nothing else
+    size_t size;
+    for (uint64_t index = 0; index < 51; index++) {
+        const uint8_t *data = kp_log_read (log, positions [index], &size);
+        cr_assert (data && s_payload_is (index, data, size), "record %" PRIu64, index);
+    }
+    cr_assert_null (kp_log_read (log, pos, &size));
+    cr_assert_eq (kp_log_read_misses (log), 0);
+    //  The file says the same
+    kp_log_set_cache (log, 0);
+    for (uint64_t index = 0; index < 51; index++) {
+        const uint8_t *data = kp_log_read (log, positions [index], &size);
+        cr_assert (data && s_payload_is (index, data, size), "record %" PRIu64, index);
+    }
+    cr_assert_eq (kp_log_read_misses (log), 51);
+    kp_log_destroy (&log);
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (log), 51);
+    kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, a_failed_erase_leaves_the_cache_as_the_file)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    uint64_t positions [3];
+    positions [0] = s_append_sized (log, 0, 100);
+    positions [1] = s_append_sized (log, 1, 10000);
+    positions [2] = s_append_sized (log, 2, 100);
+    cr_assert_eq (kp_log_sync (log), 0);
+    //  The erase writes zeros in chunks of 4 KiB: the limit lets the first
+    //  through, and cuts the second short
+    uint64_t payload_offset = (positions [1] & ((UINT64_C (1) << 40) - 1)) + FRAME_SIZE;
+    struct rlimit saved = s_file_limit (payload_offset + 5000);
+    int rc = kp_log_erase (log, positions [1]);
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &saved), 0);
+    cr_assert_eq (rc, -1);
+    //  The file holds a damaged record 1 now, and so do reads of it
+    size_t size;
+    cr_assert_null (kp_log_read (log, positions [1], &size));
+    cr_assert_eq (kp_log_read_misses (log), 1, "from the file: the cache forgot it");
+    s_read_sized (log, 2, positions [2], 100);
+    cr_assert_eq (kp_log_read_misses (log), 1, "record 2 from the cache");
+    s_read_sized (log, 0, positions [0], 100);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+//  A random walk over appends of all sizes, syncs, reads, seeks, erases and
+//  changes of the cache budget, across segments: every read as expected
+typedef struct {
+    uint64_t state;                 //  xorshift64 state
+} s_random_t;
+
+static uint64_t
+s_random_next (s_random_t *random, uint64_t bound)
+{
+    random->state ^= random->state << 13;
+    random->state ^= random->state >> 7;
+    random->state ^= random->state << 17;
+    return random->state % bound;
+}
+
+//  Check the record at pos: record seq of size bytes, or zeros if erased
+static void
+s_random_check (kp_log_t *log, uint64_t seq, uint64_t pos, size_t expected, bool erased)
+{
+    size_t size;
+    const uint8_t *data = kp_log_read (log, pos, &size);
+    cr_assert_not_null (data, "record %" PRIu64, seq);
+    cr_assert_eq (size, expected, "record %" PRIu64, seq);
+    if (erased) {
+        for (size_t index = 0; index < size; index++)
+            cr_assert_eq (data [index], 0, "erased record %" PRIu64, seq);
+    }
+    else
+        cr_assert (s_sized_payload_is (seq, data, size, expected),
+                   "record %" PRIu64, seq);
+}
+
+Test (kp_log, random_appends_reads_erases_and_budgets_agree_with_the_file)
+{
+    enum { STEPS = 20000, SEGMENT = 6 * 1024 * 1024 };
+    static const size_t budgets [] = {
+        0, 100, 4096, 65536, 1024 * 1024, 3 * 1024 * 1024
+    };
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT, true, KP_LOG_OK);
+    s_random_t random = { 0x9E3779B97F4A7C15u };
+    uint64_t *positions = (uint64_t *) calloc (STEPS, sizeof (uint64_t));
+    size_t *sizes = (size_t *) calloc (STEPS, sizeof (size_t));
+    bool *erased = (bool *) calloc (STEPS, sizeof (bool));
+    cr_assert (positions && sizes && erased);
+    uint64_t count = 0;
+    for (int step = 0; step < STEPS; step++) {
+        uint64_t dice = s_random_next (&random, 1000);
+        if (dice < 600) {
+            size_t size = 1 + (size_t) s_random_next (&random, 2000);
+            if (s_random_next (&random, 400) == 0)
+                size = 900 * 1024 + (size_t) s_random_next (&random, 900 * 1024);
+            sizes [count] = size;
+            positions [count] = s_append_sized (log, count, size);
+            count++;
+        }
+        else if (dice < 650)
+            cr_assert_eq (kp_log_sync (log), 0);
+        else if (dice < 950 && count > 0) {
+            uint64_t back = s_random_next (&random, dice < 900? 300: count);
+            uint64_t seq = back < count? count - 1 - back: 0;
+            s_random_check (log, seq, positions [seq], sizes [seq], erased [seq]);
+        }
+        else if (dice < 960 && count > 0) {
+            uint64_t seq = s_random_next (&random, count);
+            uint64_t pos;
+            cr_assert_eq (kp_log_seek (log, seq, &pos), 0);
+            cr_assert_eq (pos, positions [seq], "seek of %" PRIu64, seq);
+        }
+        else if (dice < 963 && count > 0) {
+            uint64_t seq = count - 1 - s_random_next (&random, count < 50? count: 50);
+            cr_assert_eq (kp_log_erase (log, positions [seq]), 0);
+            erased [seq] = true;
+        }
+        else if (dice < 966)
+            kp_log_set_cache (log, budgets [s_random_next (&random, 6)]);
+    }
+    cr_assert_eq (kp_log_sync (log), 0);
+    for (uint64_t seq = 0; seq < count; seq++)
+        s_random_check (log, seq, positions [seq], sizes [seq], erased [seq]);
+    kp_log_destroy (&log);
+    log = s_open (dir, SEGMENT, false, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), count);
+    for (uint64_t seq = 0; seq < count; seq++)
+        s_random_check (log, seq, positions [seq], sizes [seq], erased [seq]);
+    kp_log_destroy (&log);
+    free (positions);
+    free (sizes);
+    free (erased);
     s_dir_remove (&dir);
 }
 

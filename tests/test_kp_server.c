@@ -891,6 +891,20 @@ Test (kp_server, a_body_lost_in_a_crash_voids_its_message_and_the_resend_goes)
     s_ack (veilig_thuis, deliver->deliver->seq);
     s_free (deliver);
     zsock_destroy (&police);
+    //  The ack is logged once its status reaches the police (the first
+    //  message's status comes too)
+    police = s_session ("police-oost", 8);
+    bool resent_delivered = false;
+    for (int count = 0; count < 2; count++) {
+        Kp__Wire__Command *status = s_expect (police, KP__WIRE__COMMAND__KIND_STATUS);
+        cr_assert_eq (status->status->status, KP__WIRE__STATUS_KIND__DELIVERED);
+        if (memcmp (status->status->id.data, lost.id, KP_ID_SIZE) == 0)
+            resent_delivered = true;
+        s_ack (police, status->status->seq);
+        s_free (status);
+    }
+    cr_assert (resent_delivered);
+    zsock_destroy (&police);
     zsock_destroy (&veilig_thuis);
     //  And it stays voided across the next restart, when the body store has
     //  grown past its body's position again
