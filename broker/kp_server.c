@@ -9,10 +9,10 @@
     as a group, sends receipts, and delivers. A loop turn is:
 
     1.  read every command waiting (up to a batch), appending records;
-    2.  if a reply or an item waits for it: fdatasync the body store, then
-        the log (group commit: one sync each for the whole batch); records
-        that release nothing (DELIVERED_TO, STATUS_ACKNOWLEDGED, ...) wait
-        for the next such sync, or the one at every timer tick;
+    2.  if a receipt or a reply waits for it: fdatasync the log and the
+        body store, at the same time (group commit: one sync each for the
+        whole batch); other records (DELIVERED_TO, acks, ...) wait for the
+        next such sync, or the one at every timer tick (s_commit);
     3.  only then send the receipts of the batch, and deliver: an item is
         handed out only when the record that created it is durable, so a
         delivery tag (the record's index) can never be reused after a crash;
@@ -103,7 +103,7 @@ typedef struct {
     int64_t next_tick;              //  monotonic ms of the next timer run
     int64_t next_registry_check;
     int64_t next_checkpoint;        //  monotonic ms: no checkpoint before
-    uint64_t waiting;               //  1 + the highest seq of a queued item
+    uint64_t waiting;               //  1 + the seq of the last message queued
 } self_t;
 
 static void s_fatal (self_t *self, const char *what);
@@ -927,10 +927,8 @@ s_item_settle (self_t *self, const kp_item_t *item, Kp__Wire__EventKind event,
     }
     uint64_t pos;
     uint64_t seq = s_record_append (self, &record, &pos);
-    if (seq != UINT64_MAX && item->kind == KP_ITEM_MESSAGE) {
+    if (seq != UINT64_MAX && item->kind == KP_ITEM_MESSAGE)
         kp_queue_add_status (self->queue, original->sender, seq, pos);
-        self->waiting = seq + 1;
-    }
     s_record_free (self, original);
     s_session_t *session = (s_session_t *) item->session;
     if (session && session->in_flight > 0)
@@ -1408,10 +1406,12 @@ s_router_drain (self_t *self)
 //  --------------------------------------------------------------------------
 //  Group commit, then the replies that waited for it
 
-//  A turn syncs only if someone waits for it: a reply, or an item that may
-//  not go out before its record is durable. Records that release nothing
-//  (DELIVERED_TO, STATUS_ACKNOWLEDGED, REJECTED, ...) ride with the next
-//  sync that is needed, or with the one every tick (all = true).
+//  A turn syncs only if a sender waits for it: a receipt or a reply, or a
+//  message to deliver. Every other record (DELIVERED_TO, the ACKNOWLEDGED
+//  that releases a status to the sender, STATUS_ACKNOWLEDGED, REJECTED,
+//  ...) rides with the next such sync, or with the one every tick (all =
+//  true): a status may wait up to a tick (100 ms), and at low load a
+//  message then costs two syncs (log and body store, at once), not four.
 static void
 s_commit (self_t *self, bool all)
 {
@@ -1651,10 +1651,8 @@ s_due_check (self_t *self, int64_t now)
         record.outcome = KP__WIRE__ERROR_CODE__EXPIRED;
         uint64_t pos;
         uint64_t seq = s_record_append (self, &record, &pos);
-        if (seq != UINT64_MAX) {
+        if (seq != UINT64_MAX)
             kp_queue_add_status (self->queue, original->sender, seq, pos);
-            self->waiting = seq + 1;
-        }
         s_record_free (self, original);
     }
     self->due_size = kept;
