@@ -49,7 +49,7 @@ typedef struct {
 struct _kp_queue_t {
     kp_accepted_t *accepted;        //  borrowed
     zhashx_t *partners;             //  id -> s_partner_t
-    int64_t *expiry_at;             //  min-heap by expiry, two parallel arrays
+    uint32_t *expiry_at;            //  min-heap by expiry second, two arrays
     uint32_t *expiry_message;       //  kp_accepted index; stale once settled
     size_t heap_size;
     size_t heap_limit;
@@ -225,7 +225,7 @@ kp_queue_destroy (kp_queue_t **self_p)
 //  they come to the top, and dropped all at once when they are most of it
 
 static void
-s_heap_place (kp_queue_t *self, size_t index, int64_t at, uint32_t message)
+s_heap_place (kp_queue_t *self, size_t index, uint32_t at, uint32_t message)
 {
     self->expiry_at [index] = at;
     self->expiry_message [index] = message;
@@ -234,7 +234,7 @@ s_heap_place (kp_queue_t *self, size_t index, int64_t at, uint32_t message)
 static void
 s_heap_up (kp_queue_t *self, size_t index)
 {
-    int64_t at = self->expiry_at [index];
+    uint32_t at = self->expiry_at [index];
     uint32_t message = self->expiry_message [index];
     while (index > 0) {
         size_t parent = (index - 1) / 2;
@@ -249,7 +249,7 @@ s_heap_up (kp_queue_t *self, size_t index)
 static void
 s_heap_down (kp_queue_t *self, size_t index)
 {
-    int64_t at = self->expiry_at [index];
+    uint32_t at = self->expiry_at [index];
     uint32_t message = self->expiry_message [index];
     while (true) {
         size_t child = index * 2 + 1;
@@ -287,15 +287,24 @@ s_heap_rebuild (kp_queue_t *self)
         s_heap_down (self, index);
 }
 
+//  The heap keeps whole seconds (8 bytes an entry, not 12): the second an
+//  expiry falls in, up to the year 2106
+static uint32_t
+s_expiry_second (int64_t expires_at_ms)
+{
+    int64_t second = expires_at_ms / 1000;
+    return second < 0? 0: second >= UINT32_MAX? UINT32_MAX: (uint32_t) second;
+}
+
 static void
-s_heap_push (kp_queue_t *self, int64_t at, uint32_t message)
+s_heap_push (kp_queue_t *self, uint32_t at, uint32_t message)
 {
     if (self->heap_size == self->heap_limit && self->heap_size > 2 * self->messages + 1024)
         s_heap_rebuild (self);
     if (self->heap_size == self->heap_limit) {
         self->heap_limit = self->heap_limit? self->heap_limit * 2: 1024;
-        self->expiry_at = (int64_t *) realloc (self->expiry_at,
-                                               self->heap_limit * sizeof (int64_t));
+        self->expiry_at = (uint32_t *) realloc (self->expiry_at,
+                                                self->heap_limit * sizeof (uint32_t));
         self->expiry_message = (uint32_t *) realloc (self->expiry_message,
                                                      self->heap_limit * sizeof (uint32_t));
         assert (self->expiry_at && self->expiry_message);
@@ -411,7 +420,7 @@ kp_queue_add_message (kp_queue_t *self, const char *partner, uint32_t index,
     self->messages++;
     self->size++;
     if (expires_at_ms > 0)
-        s_heap_push (self, expires_at_ms, index);
+        s_heap_push (self, s_expiry_second (expires_at_ms), index);
 }
 
 //  --------------------------------------------------------------------------
@@ -694,19 +703,31 @@ kp_queue_next_expired (kp_queue_t *self, int64_t now_ms)
         s_heap_rebuild (self);
     if (self->heap_limit > 4096 && self->heap_size < self->heap_limit / 4) {
         self->heap_limit /= 2;
-        self->expiry_at = (int64_t *) realloc (self->expiry_at,
-                                               self->heap_limit * sizeof (int64_t));
+        self->expiry_at = (uint32_t *) realloc (self->expiry_at,
+                                                self->heap_limit * sizeof (uint32_t));
         self->expiry_message = (uint32_t *) realloc (self->expiry_message,
                                                      self->heap_limit * sizeof (uint32_t));
         assert (self->expiry_at && self->expiry_message);
     }
-    while (self->heap_size > 0 && self->expiry_at [0] <= now_ms) {
+    uint32_t now = s_expiry_second (now_ms);
+    while (self->heap_size > 0 && self->expiry_at [0] <= now) {
         uint32_t message = self->expiry_message [0];
         s_heap_pop (self);
         if (!s_settled (self, message))
             return message;
     }
     return KP_ACCEPTED_NONE;
+}
+
+//  --------------------------------------------------------------------------
+//  Put a message kp_queue_next_expired gave too early back in the heap
+
+void
+kp_queue_expire_later (kp_queue_t *self, uint32_t index, int64_t expires_at_ms)
+{
+    assert (self);
+    assert (kp_accepted_get (self->accepted, index));
+    s_heap_push (self, s_expiry_second (expires_at_ms), index);
 }
 
 //  --------------------------------------------------------------------------

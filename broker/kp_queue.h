@@ -13,8 +13,9 @@
 
     Memory follows the backlog, with no allocation per item: a queued
     message is 4 bytes in its partner's ready array (its index in the
-    kp_accepted table, which holds its seq, position and state) and 12 in
-    the expiry heap; a queued status is 16 bytes. Items in flight (at most
+    kp_accepted table, which holds its seq, position and state) and 8 in
+    the expiry heap (which keeps the second an expiry falls in); a queued
+    status is 16 bytes. Items in flight (at most
     the sessions' credit) sit in a small array per partner. Owned by the
     server thread.
 @end
@@ -100,10 +101,16 @@ size_t
                                 kp_queue_requeue_fn *requeued, void *arg);
 
 //  The index of the next queued message (ready or in flight) whose expiry
-//  is at or before now_ms, or KP_ACCEPTED_NONE. It stays queued: the
-//  caller logs it and takes it out with kp_queue_remove.
+//  falls in the second of now_ms or before, or KP_ACCEPTED_NONE. It stays
+//  queued: the caller checks its exact expiry, then logs it and takes it
+//  out with kp_queue_remove, or, if it expires later in this second, puts
+//  it back with kp_queue_expire_later once it is done asking.
 uint32_t
     kp_queue_next_expired (kp_queue_t *self, int64_t now_ms);
+
+//  Put message index back in the expiry heap, for expires_at_ms.
+void
+    kp_queue_expire_later (kp_queue_t *self, uint32_t index, int64_t expires_at_ms);
 
 //  Counts for partner (0 if unknown), and in total.
 size_t

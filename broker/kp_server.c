@@ -1670,22 +1670,34 @@ s_timers (self_t *self)
                                 s_session_requeued, NULL);
     int64_t now = kp_now_ms ();
     s_due_check (self, now);
+    //  The queue knows the second a message expires in; its ACCEPTED record
+    //  the millisecond. Those due later in this second go back after.
     uint32_t expired;
-    while (!self->fatal
+    uint32_t later [64];
+    int64_t later_ms [64];
+    size_t later_count = 0;
+    while (!self->fatal && later_count < 64
        &&  (expired = kp_queue_next_expired (self->queue, now)) != KP_ACCEPTED_NONE) {
-        //  Its recipient owns the item
         kp_message_t *message = kp_accepted_get (self->accepted, expired);
         Kp__Wire__Record *original = s_record_read (self, message->pos);
-        if (!original || !original->recipient) {
+        if (!original || !original->recipient || !original->envelope) {
             s_fatal (self, "cannot read back a record of the log");
             break;
         }
         kp_item_t item;
+        if (original->envelope->expires_at_ms > now) {
+            later [later_count] = expired;
+            later_ms [later_count++] = original->envelope->expires_at_ms;
+        }
+        else
+        //  Its recipient owns the item
         if (kp_queue_remove (self->queue, original->recipient, message->seq, &item))
             s_item_settle (self, &item, KP__WIRE__EVENT_KIND__EXPIRED_EVENT,
                            KP__WIRE__ERROR_CODE__EXPIRED, NULL, 0);
         s_record_free (self, original);
     }
+    for (size_t index = 0; index < later_count; index++)
+        kp_queue_expire_later (self->queue, later [index], later_ms [index]);
     //  A session we heard nothing from for three heartbeats is gone
     zlistx_t *idle = zlistx_new ();
     int64_t limit = 3 * (int64_t) self->config->heartbeat;
@@ -1946,9 +1958,10 @@ s_start (self_t *self)
     self->bodies = self->log? s_log_open (config, "bodies"): NULL;
     if (!self->bodies)
         return -1;
-    //  An ack reads its message's ACCEPTED record back one or two credit
-    //  windows after it was written: keep that much of the log in memory
-    kp_log_set_cache (self->log, 4 * 1024 * 1024);
+    //  An ack reads its message's ACCEPTED record back about one credit
+    //  window (1,000 messages, 4,000 records) after it was written: keep
+    //  that much of the log in memory, and a little more
+    kp_log_set_cache (self->log, 2 * 1024 * 1024);
     self->bodies_end = kp_log_end (self->bodies);
     self->notary = kp_notary_open (config->data_dir, config->region, config->name,
                                    kp_log_size (self->log));

@@ -219,7 +219,7 @@ kp_command_unpack_with (const uint8_t *data, size_t size, size_t max_size,
 
 #define S_ARENA_CHUNK (64 * 1024)       //  bytes of the first chunk, at least
 #define S_ARENA_ALIGN 16
-#define S_ARENA_LARGE (16 * 1024 * 1024)    //  more than this is not kept
+#define S_ARENA_LARGE (1024 * 1024)     //  more than this is not kept
 
 struct _kp_arena_chunk_t {
     kp_arena_chunk_t *older;

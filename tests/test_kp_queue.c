@@ -318,7 +318,8 @@ Test (kp_queue, expiry_of_many_comes_in_time_order)
     size_t count = 0;
     while ((index = kp_queue_next_expired (queue, 20000)) != KP_ACCEPTED_NONE) {
         uint64_t seq = kp_accepted_get (accepted, index)->seq;
-        int64_t expires = (int64_t) (10000 - (seq * 7919) % 5000);
+        //  In order of the second they fall in
+        int64_t expires = (int64_t) (10000 - (seq * 7919) % 5000) / 1000;
         cr_assert_geq (expires, last);
         last = expires;
         kp_item_t item;
@@ -327,6 +328,24 @@ Test (kp_queue, expiry_of_many_comes_in_time_order)
     }
     cr_assert_eq (count, 5000);
     cr_assert_eq (kp_queue_size (queue), 0);
+    kp_queue_destroy (&queue);
+    kp_accepted_destroy (&accepted);
+}
+
+Test (kp_queue, expiry_is_by_the_second_and_an_early_one_goes_back)
+{
+    kp_accepted_t *accepted = kp_accepted_new ();
+    kp_queue_t *queue = kp_queue_new (accepted);
+    uint32_t message = s_queue_message (queue, accepted, "a", 1, 1500);
+    cr_assert_eq (kp_queue_next_expired (queue, 999), KP_ACCEPTED_NONE);
+    //  In its second, not yet at its millisecond: the caller puts it back
+    cr_assert_eq (kp_queue_next_expired (queue, 1200), message);
+    cr_assert_eq (kp_queue_next_expired (queue, 1200), KP_ACCEPTED_NONE);
+    kp_queue_expire_later (queue, message, 1500);
+    cr_assert_eq (kp_queue_next_expired (queue, 1600), message);
+    //  A far future stays put (in 2100)
+    s_queue_message (queue, accepted, "a", 2, INT64_MAX);
+    cr_assert_eq (kp_queue_next_expired (queue, 4102444800000), KP_ACCEPTED_NONE);
     kp_queue_destroy (&queue);
     kp_accepted_destroy (&accepted);
 }
