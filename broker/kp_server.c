@@ -203,6 +203,23 @@ s_record_free (self_t *self, Kp__Wire__Record *record)
     kp__wire__record__free_unpacked (record, &self->arena.allocator);
 }
 
+//  Start a record about the message that original (its ACCEPTED record,
+//  or a record about it) names, and names it the same way
+static void
+s_record_about (Kp__Wire__Record *record, Kp__Wire__EventKind event,
+                const Kp__Wire__Record *original, uint64_t ref_seq)
+{
+    kp__wire__record__init (record);
+    record->event = event;
+    record->message_id = original->message_id;
+    record->type = original->type;
+    record->sender = original->sender;
+    record->sender_role = original->sender_role;
+    record->recipient = original->recipient;
+    record->recipient_role = original->recipient_role;
+    record->ref_seq = ref_seq;
+}
+
 //  --------------------------------------------------------------------------
 //  The log failed: stop accepting, tell main, which exits 1. After an fsync
 //  error the kernel may have dropped dirty pages: carrying on could ack data
@@ -555,14 +572,8 @@ s_body_delete (self_t *self, uint32_t index, Kp__Wire__ErrorCode why)
         return;
     }
     message->flags |= KP_MESSAGE_BODY_DELETED;
-    Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
-    record.event = KP__WIRE__EVENT_KIND__BODY_DELETED;
-    record.message_id = original->message_id;
-    record.type = original->type;
-    record.sender = original->sender;
-    record.recipient = original->recipient;
-    record.recipient_role = original->recipient_role;
-    record.ref_seq = message->seq;
+    Kp__Wire__Record record;
+    s_record_about (&record, KP__WIRE__EVENT_KIND__BODY_DELETED, original, message->seq);
     record.body_hash = original->body_hash;
     record.outcome = why;
     s_record_append (self, &record, NULL);
@@ -897,17 +908,10 @@ s_item_settle (self_t *self, const kp_item_t *item, Kp__Wire__EventKind event,
         s_fatal (self, "cannot read back a record of the log");
         return;
     }
-    Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
-    record.event = event;
-    record.message_id = original->message_id;
-    record.type = original->type;
-    record.sender = original->sender;
-    record.sender_role = original->sender_role;
-    record.recipient = original->recipient;
-    record.recipient_role = original->recipient_role;
+    Kp__Wire__Record record;
+    s_record_about (&record, event, original, item->seq);
     record.subject = original->subject;
     record.purpose = original->purpose;
-    record.ref_seq = item->seq;
     record.outcome = outcome;
     if (item->kind == KP_ITEM_STATUS)
         record.status = s_status_of (original->event);
@@ -1568,15 +1572,8 @@ s_deliver_item (self_t *self, s_session_t *session, const kp_item_t *item)
         kp_queue_mark_sent (self->queue, session->partner, session, kp_mono_ms ());
         session->in_flight++;
         if (item->kind == KP_ITEM_MESSAGE) {
-            Kp__Wire__Record delivered = KP__WIRE__RECORD__INIT;
-            delivered.event = KP__WIRE__EVENT_KIND__DELIVERED_TO;
-            delivered.message_id = record->message_id;
-            delivered.type = record->type;
-            delivered.sender = record->sender;
-            delivered.sender_role = record->sender_role;
-            delivered.recipient = record->recipient;
-            delivered.recipient_role = record->recipient_role;
-            delivered.ref_seq = item->seq;
+            Kp__Wire__Record delivered;
+            s_record_about (&delivered, KP__WIRE__EVENT_KIND__DELIVERED_TO, record, item->seq);
             s_record_append (self, &delivered, NULL);
         }
     }
@@ -1640,14 +1637,8 @@ s_due_check (self_t *self, int64_t now)
             s_fatal (self, "cannot read back a record of the log");
             continue;
         }
-        Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
-        record.event = KP__WIRE__EVENT_KIND__OVERDUE_EVENT;
-        record.message_id = original->message_id;
-        record.type = original->type;
-        record.sender = original->sender;
-        record.recipient = original->recipient;
-        record.recipient_role = original->recipient_role;
-        record.ref_seq = message->seq;
+        Kp__Wire__Record record;
+        s_record_about (&record, KP__WIRE__EVENT_KIND__OVERDUE_EVENT, original, message->seq);
         record.outcome = KP__WIRE__ERROR_CODE__EXPIRED;
         uint64_t pos;
         uint64_t seq = s_record_append (self, &record, &pos);
@@ -1886,16 +1877,9 @@ s_void_lost (self_t *self)
         kp_queue_remove (self->queue, original->recipient, message->seq, &item);
         message->state = KP_MESSAGE_SETTLED;
         message->flags |= KP_MESSAGE_VOIDED;
-        Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
-        record.event = KP__WIRE__EVENT_KIND__VOIDED;
-        record.message_id = original->message_id;
-        record.type = original->type;
-        record.sender = original->sender;
-        record.sender_role = original->sender_role;
-        record.recipient = original->recipient;
-        record.recipient_role = original->recipient_role;
+        Kp__Wire__Record record;
+        s_record_about (&record, KP__WIRE__EVENT_KIND__VOIDED, original, message->seq);
         record.body_hash = original->body_hash;
-        record.ref_seq = message->seq;
         record.outcome = KP__WIRE__ERROR_CODE__UNAVAILABLE;
         s_record_append (self, &record, NULL);
         zsys_warning ("kp_server: message seq=%llu from=%s lost its body in a crash before "
