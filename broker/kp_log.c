@@ -33,6 +33,13 @@
     pending one, is read from memory: a record read back a few group
     commits after its write costs no pread. A rollover empties the cache
     (it is of the last segment only).
+
+    The last segment's file is longer than its records: after a sync,
+    s_prealloc writes zeros ahead (allocated is the file size, written the
+    end of the records), so that appends, pwrites at written, do not
+    change the file's size and fdatasync writes no inode. Open takes zeros
+    after the last record for free space (s_tail_classify); a rollover
+    cuts them off the full segment.
 @end
 */
 #include <dirent.h>
@@ -65,6 +72,9 @@
 #define S_WRITE_START       (64 * 1024)     //  first size of the write buffer
 #define S_WRITE_BUFFER      (1024 * 1024)   //  a batch is written when this full
 #define S_CACHE_DEFAULT     (1024 * 1024)   //  cache budget of a log by default
+#define S_PREALLOC_FIRST    (64 * 1024)     //  first zeros written ahead after open
+#define S_PREALLOC_MAX      (8 * 1024 * 1024)   //  the most written ahead at once
+#define S_PREALLOC_ALIGN    4096            //  zero space ends on a page boundary
 
 //  One segment file. Every segment but the last is full and immutable.
 typedef struct {
@@ -99,6 +109,9 @@ struct _kp_log_t {
     size_t pending_fill;            //  appended bytes after them, not written
     size_t cache_budget;            //  written bytes kept (kp_log_set_cache)
     uint64_t written;               //  bytes of the last segment in its file
+    uint64_t allocated;             //  its file size: written + zero space
+    uint64_t prealloc_chunk;        //  zeros the next extension writes ahead
+    bool prealloc_off;              //  an extension failed in this segment
     uint64_t read_misses;           //  kp_log_read calls that read the file
     uint64_t verified;              //  records whose CRC open checked
     bool lost;                      //  a failed write lost appended records
@@ -385,27 +398,64 @@ s_all_zero (kp_log_t *self, int fd, uint64_t offset, uint64_t end, bool *zero_p)
 }
 
 //  --------------------------------------------------------------------------
-//  The frame at offset in the last segment is bad: is it a torn tail? Yes
-//  if what is left is too short for a frame header, is all zero bytes, or
-//  is one frame with a valid length that reaches or passes the end of the
-//  file and inside which no valid record starts. Anything else (a bad
-//  length, a bad checksum followed by more data, valid data after the bad
-//  frame) is corruption. Sets *torn_p; returns 0, or -1 on a read error.
+//  Where the bytes [offset, end) of the file stop being data: the offset
+//  after their last non-zero byte, or offset if they are all zero. Sets
+//  *used_p; returns 0, or -1 on a read error.
 
 static int
-s_tail_is_torn (kp_log_t *self, int fd, uint64_t offset, uint64_t end, bool *torn_p)
+s_used_end (kp_log_t *self, int fd, uint64_t offset, uint64_t end, uint64_t *used_p)
 {
-    *torn_p = false;
-    uint64_t left = end - offset;
-    if (left < S_FRAME_SIZE) {
-        *torn_p = true;
+    s_window_t window = { fd, end, 0, 0 };
+    *used_p = offset;
+    while (offset < end) {
+        size_t want = end - offset < S_SCAN_CHUNK? (size_t) (end - offset): S_SCAN_CHUNK;
+        const uint8_t *bytes = s_window (self, &window, offset, want);
+        if (!bytes)
+            return -1;
+        for (size_t index = want; index > 0; index--) {
+            if (bytes [index - 1]) {
+                *used_p = offset + index;
+                break;
+            }
+        }
+        offset += want;
+    }
+    return 0;
+}
+
+//  What follows the last good record of the last segment
+typedef enum {
+    S_TAIL_FREE,                    //  zero bytes only: free space, clean
+    S_TAIL_TORN,                    //  a torn last frame (and zeros): cut it
+    S_TAIL_CORRUPT                  //  anything else: refuse
+} s_tail_t;
+
+//  --------------------------------------------------------------------------
+//  The frame at offset in the last segment, whose file ends at end, is bad
+//  (or is the zero space after the last record): what is it? Free space if
+//  every byte from offset on is zero. A torn tail if the non-zero bytes
+//  from offset on (up to *used_p) are fewer than a frame header, or if
+//  they all lie inside one frame with a valid length (which passes the end
+//  of the file or fails its checksum) and no valid record starts inside
+//  that frame: what a torn write leaves before the zero space or the end
+//  of the file. Anything else (a bad length, non-zero bytes after the bad
+//  frame's end, a valid record inside it) is corruption. Sets *tail_p and
+//  *used_p; returns 0, or -1 on a read error.
+
+static int
+s_tail_classify (kp_log_t *self, int fd, uint64_t offset, uint64_t end,
+                 s_tail_t *tail_p, uint64_t *used_p)
+{
+    *tail_p = S_TAIL_CORRUPT;
+    if (s_used_end (self, fd, offset, end, used_p))
+        return -1;
+    uint64_t used = *used_p;
+    if (used == offset) {
+        *tail_p = S_TAIL_FREE;
         return 0;
     }
-    bool zero;
-    if (s_all_zero (self, fd, offset, end, &zero))
-        return -1;
-    if (zero) {
-        *torn_p = true;
+    if (used - offset < S_FRAME_SIZE) {
+        *tail_p = S_TAIL_TORN;      //  part of a frame header, then zeros or EOF
         return 0;
     }
     s_window_t window = { fd, end, 0, 0 };
@@ -413,13 +463,18 @@ s_tail_is_torn (kp_log_t *self, int fd, uint64_t offset, uint64_t end, bool *tor
     if (!tail)
         return -1;
     uint32_t length = s_get_u32 (tail);
-    if (length == 0 || length > KP_LOG_MAX_RECORD || S_FRAME_SIZE + length < left)
+    if (length == 0 || length > KP_LOG_MAX_RECORD
+    ||  offset + S_FRAME_SIZE + length < used)
         return 0;
 
-    //  The tail is one frame that reaches the end of the file, so it is at
-    //  most KP_LOG_MAX_RECORD + 8 bytes: look in it for any valid record,
-    //  which would mean the length field was damaged, not the write torn.
-    //  The search is bounded; past the budget we cannot tell, and refuse.
+    //  The non-zero bytes are one frame, at most KP_LOG_MAX_RECORD + 8
+    //  bytes: look in it (as far as the file holds it) for any valid
+    //  record, which would mean the length field was damaged, not the
+    //  write torn. The search is bounded; past the budget we cannot tell,
+    //  and refuse.
+    uint64_t left = end - offset;
+    if (left > S_FRAME_SIZE + (uint64_t) length)
+        left = S_FRAME_SIZE + (uint64_t) length;
     tail = s_window (self, &window, offset, (size_t) left);
     if (!tail)
         return -1;
@@ -435,7 +490,25 @@ s_tail_is_torn (kp_log_t *self, int fd, uint64_t offset, uint64_t end, bool *tor
         if (kp_crc32c (0, tail + at + S_FRAME_SIZE, candidate) == checksum)
             return 0;
     }
-    *torn_p = true;
+    *tail_p = S_TAIL_TORN;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Write zero bytes over [offset, end) of the file with pwrite (through a
+//  descriptor without O_APPEND), looping over short writes and EINTR.
+//  Returns 0, or -1 with errno set.
+
+static int
+s_zeros_write (int fd, uint64_t offset, uint64_t end)
+{
+    static const uint8_t zeros [64 * 1024];
+    while (offset < end) {
+        size_t chunk = end - offset < sizeof zeros? (size_t) (end - offset): sizeof zeros;
+        if (kp_pwrite_full (fd, zeros, chunk, offset, NULL))
+            return -1;
+        offset += chunk;
+    }
     return 0;
 }
 
@@ -497,14 +570,15 @@ s_segment_create (kp_log_t *self, uint64_t first_seq)
     s_put_u64 (header + S_MAGIC_SIZE, first_seq);
     struct iovec iov = { header, sizeof header };
 
-    segment->fd = open (segment->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC,
-                        0600);
+    segment->fd = open (segment->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (segment->fd >= 0
     &&  s_writev_full (segment->fd, &iov, 1) == 0
     &&  fsync (segment->fd) == 0
     &&  fsync (self->dir_fd) == 0) {
         segment->size = S_HEADER_SIZE;
         self->written = S_HEADER_SIZE;  //  the new last segment,
+        self->allocated = S_HEADER_SIZE;    //  with no zero space yet,
+        self->prealloc_off = false;
         self->cached = 0;               //  of which nothing is cached
         return 0;
     }
@@ -517,13 +591,14 @@ s_segment_create (kp_log_t *self, uint64_t first_seq)
 }
 
 //  --------------------------------------------------------------------------
-//  Replace a segment's read-only descriptor by one for appends. Returns 0,
-//  or -1 (logged).
+//  Replace a segment's read-only descriptor by one for appends (which are
+//  pwrites at the end of the records, not O_APPEND writes at the end of
+//  the file: the file may end in zero space). Returns 0, or -1 (logged).
 
 static int
 s_segment_writable (s_segment_t *segment)
 {
-    int fd = open (segment->path, O_RDWR | O_APPEND | O_CLOEXEC);
+    int fd = open (segment->path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         zsys_error ("kp_log: cannot open %s for writing: %s", segment->path,
                     strerror (errno));
@@ -671,18 +746,20 @@ s_segments_list (kp_log_t *self, uint64_t **seqs_p, size_t *count_p)
 
 //  --------------------------------------------------------------------------
 //  Open and check segment index, which must start at seq expected: name,
-//  header, every record. Sets *records_p to its good records and *cut_p to
+//  header, every record. Sets *records_p to its good records, *cut_p to
 //  where a torn tail starts (0: the whole file is a torn creation; UINT64_MAX:
-//  nothing torn); only the last segment can be torn. Returns KP_LOG_OK, or
+//  nothing torn) and *torn_end_p to where its non-zero bytes end; only the
+//  last segment can be torn, or end in zero space. Returns KP_LOG_OK, or
 //  KP_LOG_CORRUPT / KP_LOG_IOERR with one error line.
 
 static kp_log_status_t
 s_segment_check (kp_log_t *self, size_t index, bool last, uint64_t expected,
-                 uint64_t *records_p, uint64_t *cut_p)
+                 uint64_t *records_p, uint64_t *cut_p, uint64_t *torn_end_p)
 {
     s_segment_t *segment = &self->segments [index];
     *records_p = 0;
     *cut_p = UINT64_MAX;
+    *torn_end_p = 0;
     if (segment->first_seq != expected) {
         zsys_error ("kp_log: segment %s should start at seq %llu: a segment is missing "
                     "or misplaced; restore the segments from backup", segment->path,
@@ -744,13 +821,17 @@ s_segment_check (kp_log_t *self, size_t index, bool last, uint64_t expected,
 
     assert (walk.status == S_WALK_BAD);
     if (last) {
-        bool torn;
-        if (s_tail_is_torn (self, segment->fd, walk.offset, file_size, &torn)) {
+        s_tail_t tail;
+        uint64_t used;
+        if (s_tail_classify (self, segment->fd, walk.offset, file_size, &tail, &used)) {
             zsys_error ("kp_log: cannot read %s: %s", segment->path, strerror (errno));
             return KP_LOG_IOERR;
         }
-        if (torn) {
+        if (tail == S_TAIL_FREE)
+            return KP_LOG_OK;       //  zero space written ahead: the log is clean
+        if (tail == S_TAIL_TORN) {
             *cut_p = walk.offset;
+            *torn_end_p = used;
             return KP_LOG_OK;
         }
     }
@@ -777,11 +858,13 @@ s_log_load (kp_log_t *self, bool load_truncated)
     kp_log_status_t status = KP_LOG_OK;
     uint64_t expected = 0;          //  records in the segments so far
     uint64_t cut = UINT64_MAX;      //  torn tail offset in the last segment
+    uint64_t torn_end = 0;          //  where its non-zero bytes end
     for (size_t index = 0; index < count; index++) {
         s_segment_add (self, seqs [index]);
         uint64_t records;
         bool last = index + 1 == count;
-        status = s_segment_check (self, index, last, expected, &records, &cut);
+        status = s_segment_check (self, index, last, expected, &records, &cut,
+                                  &torn_end);
         if (status != KP_LOG_OK)
             goto cleanup;
         expected += records;
@@ -824,7 +907,9 @@ s_log_load (kp_log_t *self, bool load_truncated)
                 status = KP_LOG_IOERR;
                 goto cleanup;
             }
-            if (ftruncate (last->fd, (off_t) cut) || fsync (last->fd)) {
+            //  Zero the torn bytes rather than truncate: the zero space
+            //  after them stays, and the file size does not change
+            if (s_zeros_write (last->fd, cut, torn_end) || fsync (last->fd)) {
                 zsys_error ("kp_log: cannot cut torn tail of %s at offset %llu: %s",
                             last->path, (unsigned long long) cut, strerror (errno));
                 status = KP_LOG_IOERR;
@@ -862,8 +947,19 @@ s_log_load (kp_log_t *self, bool load_truncated)
     self->next_seq = expected;
     self->synced = expected;
     self->verified = expected;
-    if (self->segment_count > 0)
-        self->written = self->segments [self->segment_count - 1].size;
+    if (self->segment_count > 0) {
+        s_segment_t *last = &self->segments [self->segment_count - 1];
+        self->written = last->size;
+        struct stat info;
+        if (fstat (last->fd, &info)) {
+            zsys_error ("kp_log: cannot stat %s: %s", last->path, strerror (errno));
+            status = KP_LOG_IOERR;
+            goto cleanup;
+        }
+        //  The file is at least its records long: the rest is zero space
+        self->allocated = (uint64_t) info.st_size > last->size?
+                          (uint64_t) info.st_size: last->size;
+    }
 
 cleanup:
     free (seqs);
@@ -928,6 +1024,9 @@ s_log_open (const char *dir, size_t segment_size, bool load_truncated, bool read
     self->pending_fill = 0;
     self->cache_budget = S_CACHE_DEFAULT;
     self->written = 0;
+    self->allocated = 0;
+    self->prealloc_chunk = S_PREALLOC_FIRST;
+    self->prealloc_off = false;
     self->read_misses = 0;
     self->verified = 0;
     self->lost = false;
@@ -981,9 +1080,10 @@ kp_log_destroy (kp_log_t **self_p)
 //  done bytes (errno err): cut the file back to the end of the last whole
 //  record that reached it, and refuse all further appends. The records
 //  after that are lost, and were never synced, so no receipt was given for
-//  them; kp_log_sync refuses from now on. The whole records that reached
-//  the file join the cache, as after a write that succeeded. One error
-//  line.
+//  them; kp_log_sync refuses from now on. The cut also drops the zero
+//  space after it (the log takes no more appends), so the file ends at its
+//  last record. The whole records that reached the file join the cache, as
+//  after a write that succeeded. One error line.
 
 static void
 s_flush_failed (kp_log_t *self, s_segment_t *segment, size_t done, int err)
@@ -1012,6 +1112,7 @@ s_flush_failed (kp_log_t *self, s_segment_t *segment, size_t done, int err)
                     strerror (err), strerror (errno));
     segment->size = cut;
     self->written = cut;
+    self->allocated = cut;
     self->cached += keep;
     self->pending_fill = 0;
 }
@@ -1096,24 +1197,16 @@ s_flush (kp_log_t *self)
         return 0;
     s_segment_t *segment = &self->segments [self->segment_count - 1];
     const uint8_t *pending = self->buffer + self->cached;
-    size_t done = 0;
-    int rc = 0;
-    while (done < self->pending_fill) {
-        ssize_t count = write (segment->fd, pending + done, self->pending_fill - done);
-        if (count < 0 && errno == EINTR)
-            continue;
-        if (count <= 0) {
-            //  0 never happens for regular files; do not spin
-            s_flush_failed (self, segment, done, count < 0? errno: EIO);
-            rc = -1;
-            break;
-        }
-        done += (size_t) count;
-    }
-    if (rc == 0) {
+    size_t done;
+    int rc = kp_pwrite_full (segment->fd, pending, self->pending_fill, self->written, &done);
+    if (rc)
+        s_flush_failed (self, segment, done, errno);
+    else {
         self->cached += self->pending_fill;
         self->written += self->pending_fill;
         self->pending_fill = 0;
+        if (self->allocated < self->written)
+            self->allocated = self->written;    //  the batch passed the zero space
     }
     s_buffer_fit (self);
     return rc;
@@ -1152,16 +1245,29 @@ s_buffer_reserve (kp_log_t *self, size_t frame_size)
 }
 
 //  --------------------------------------------------------------------------
-//  Start a new segment at the next seq. The full one is written and made
-//  durable first: a segment that is not the last must be whole on disk, so
-//  that recovery can call any bad byte in it corruption, never a torn tail.
-//  Returns 0, or -1 (logged) and the log refuses further appends.
+//  Start a new segment at the next seq. The full one is written, cut to
+//  the end of its last record (its zero space goes: a sealed segment ends
+//  at its last record) and made durable first: a segment that is not the
+//  last must be whole on disk, so that recovery can call any bad byte in
+//  it corruption, never a torn tail. Returns 0, or -1 (logged) and the log
+//  refuses further appends.
 
 static int
 s_roll_over (kp_log_t *self)
 {
     if (s_flush (self))
         return -1;
+    s_segment_t *segment = &self->segments [self->segment_count - 1];
+    if (self->allocated > self->written) {
+        if (ftruncate (segment->fd, (off_t) self->written)) {
+            zsys_error ("kp_log: cannot cut the zero space of %s at offset %llu: %s; "
+                        "refusing further appends", segment->path,
+                        (unsigned long long) self->written, strerror (errno));
+            self->write_failed = true;
+            return -1;
+        }
+        self->allocated = self->written;
+    }
     if (s_segment_sync (self))
         return -1;
     if (s_segment_create (self, self->next_seq)) {
@@ -1240,8 +1346,65 @@ s_sync_write (kp_log_t *self)
 }
 
 //  --------------------------------------------------------------------------
+//  After a sync of the last segment: if the records come within an eighth
+//  of a chunk (1 MiB of 8 MiB) of the end of the file, write a chunk of
+//  zeros after the file's end (not past segment_size), and fdatasync it,
+//  once. Why: an fdatasync of a file whose size changed must also write
+//  its inode, a second I/O per commit; appends that land inside the file
+//  leave its size alone, and fdatasync writes only their pages. Real
+//  zeros, not fallocate: the unwritten extents it makes would need their
+//  own metadata update on the first write into them. The chunk starts at
+//  64 KiB after an open (a small log stays small) and doubles with each
+//  extension up to 8 MiB. A failed write of the zeros (full disk, file
+//  size limit) is no error: the file is cut back to its size before, so
+//  no space is held that appends could use, and this segment writes no
+//  more zeros ahead. A failed fdatasync is final, as any. Returns 0, or
+//  -1 (logged) and the log refuses all further writes.
+
+static int
+s_prealloc (kp_log_t *self)
+{
+    if (self->prealloc_off || self->write_failed || self->sync_failed)
+        return 0;
+    if (self->allocated - self->written >= self->prealloc_chunk / 8)
+        return 0;
+    uint64_t target = self->written + self->prealloc_chunk;
+    target = (target + S_PREALLOC_ALIGN - 1) / S_PREALLOC_ALIGN * S_PREALLOC_ALIGN;
+    if (target > self->segment_size)
+        target = self->segment_size;
+    if (target <= self->allocated)
+        return 0;                   //  the segment is as large as it gets
+    s_segment_t *segment = &self->segments [self->segment_count - 1];
+    if (s_zeros_write (segment->fd, self->allocated, target)) {
+        int err = errno;
+        self->prealloc_off = true;
+        if (ftruncate (segment->fd, (off_t) self->allocated))
+            zsys_warning ("kp_log: cannot write zero space ahead in %s: %s, nor cut it "
+                          "back: %s (it reads as free space)", segment->path,
+                          strerror (err), strerror (errno));
+        else
+            zsys_warning ("kp_log: cannot write zero space ahead in %s: %s; appending "
+                          "without it in this segment", segment->path, strerror (err));
+        return 0;
+    }
+    int err = s_sync_data (segment->fd);
+    if (err) {
+        self->sync_failed = true;
+        zsys_error ("kp_log: fdatasync of %s failed: %s; refusing all further writes; "
+                    "restart to recover from what is on disk", segment->path,
+                    strerror (err));
+        return -1;
+    }
+    self->allocated = target;
+    if (self->prealloc_chunk < S_PREALLOC_MAX)
+        self->prealloc_chunk *= 2;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Make every record appended so far durable; see kp_log.h. Write the
-//  buffer to the last segment, then one fdatasync.
+//  buffer to the last segment, then one fdatasync; then write zero space
+//  ahead if the records come near the end of the file (s_prealloc).
 
 int
 kp_log_sync (kp_log_t *self)
@@ -1250,7 +1413,9 @@ kp_log_sync (kp_log_t *self)
     s_sync_step_t step = s_sync_write (self);
     if (step != S_SYNC_DUE)
         return step == S_SYNC_CLEAN? 0: -1;
-    return s_segment_sync (self);
+    if (s_segment_sync (self))
+        return -1;
+    return s_prealloc (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -1386,15 +1551,15 @@ kp_log_sync_both (kp_log_t *a, kp_log_t *b)
         }
         else
             err_b = s_sync_data (fd_b);
-        if (s_sync_mark (a, err_a))
+        if (s_sync_mark (a, err_a) || s_prealloc (a))
             rc = -1;
-        if (s_sync_mark (b, err_b))
+        if (s_sync_mark (b, err_b) || s_prealloc (b))
             rc = -1;
     }
     else {
-        if (step_a == S_SYNC_DUE && s_segment_sync (a))
+        if (step_a == S_SYNC_DUE && (s_segment_sync (a) || s_prealloc (a)))
             rc = -1;
-        if (step_b == S_SYNC_DUE && s_segment_sync (b))
+        if (step_b == S_SYNC_DUE && (s_segment_sync (b) || s_prealloc (b)))
             rc = -1;
     }
     return rc;
@@ -1548,8 +1713,8 @@ kp_log_erase (kp_log_t *self, uint64_t pos)
     uint64_t start = self->written - self->cached;  //  file offset of buffer [0]
     uint64_t end = offset + S_FRAME_SIZE + size;
     bool cached = index + 1 == self->segment_count && end > start;
-    //  Segments are open O_APPEND, where Linux pwrite appends: write
-    //  through a descriptor of our own
+    //  Segments but the last are open read-only: write through a
+    //  descriptor of our own
     int fd = open (segment->path, O_WRONLY | O_CLOEXEC);
     uint8_t zeros [4096] = { 0 };
     uint32_t checksum = 0;

@@ -20,8 +20,15 @@
     in it to be written; plus a read buffer as large as the largest record
     read, and during open and replay a read-ahead buffer of 1 MiB (or the
     largest record).
-    On open, a torn last record is cut (if allowed); a bad record anywhere
-    else makes open fail with a message naming the file and offset.
+    The last segment keeps zero space after its records, written ahead a
+    chunk at a time after a sync, so that appends do not change the file's
+    size and fdatasync has no inode to write; readers go by the end of the
+    last record, never the file size, and a rollover cuts the full segment
+    to its records.
+    On open, zeros after the last record are free space (clean); a torn
+    last record (followed only by zeros) is cut (if allowed) by zeroing it;
+    a bad record anywhere else makes open fail with a message naming the
+    file and offset.
     Positions survive close and reopen (segments are never removed), so
     they may be stored in records, as body_pos is.
     Owned by one thread; not thread-safe. The one other thread is the
@@ -84,7 +91,10 @@ int
                    uint64_t *seq_p, uint64_t *pos_p) KP_MUST_CHECK;
 
 //  Make every record appended so far durable: write the write buffer, then
-//  fdatasync the last segment (a rollover synced the ones before). Returns
+//  fdatasync the last segment (a rollover synced the ones before); then,
+//  if the records come near the end of the file, write zero space ahead and
+//  fdatasync it (once per chunk of up to 8 MiB; a failed write of the
+//  zeros is no error, a failed fdatasync is). Returns
 //  0, or -1: then the caller must stop accepting and exit (after an fsync
 //  error the kernel may have dropped the dirty pages; after a failed write,
 //  records appended since the last sync were lost).
@@ -172,7 +182,9 @@ uint64_t
 uint64_t
     kp_log_synced (kp_log_t *self);
 
-//  Count of fdatasync calls made so far (for stats and benchmarks).
+//  Count of fdatasync calls that made records durable so far (kp_log_sync,
+//  kp_log_sync_both, rollover; not those of zero space written ahead or of
+//  an erase), for stats and benchmarks.
 uint64_t
     kp_log_sync_count (kp_log_t *self);
 

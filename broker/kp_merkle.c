@@ -191,32 +191,6 @@ s_pread_full (int fd, uint8_t *buffer, size_t size, uint64_t offset)
 }
 
 //  --------------------------------------------------------------------------
-//  Write exactly size bytes at offset, looping over short writes and EINTR
-//  (a full disk shows up first as a short write). Returns 0, or -1 with
-//  errno set.
-
-static int
-s_pwrite_full (int fd, const uint8_t *buffer, size_t size, uint64_t offset)
-{
-    while (size > 0) {
-        ssize_t rc = pwrite (fd, buffer, size, (off_t) offset);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            errno = EIO;            //  never for regular files; do not spin
-            return -1;
-        }
-        buffer += rc;
-        size -= (size_t) rc;
-        offset += (uint64_t) rc;
-    }
-    return 0;
-}
-
-
-//  --------------------------------------------------------------------------
 //  Log a read failure, at most one line per S_ERROR_QUIET_MS (proofs are
 //  served to auditors; a failing disk must not flood the log)
 
@@ -446,8 +420,8 @@ s_level_rebuild (kp_merkle_t *self, int level, uint64_t from, uint64_t to)
             kp_merkle_node_hash (children + 2 * index * KP_MERKLE_HASH,
                                  children + (2 * index + 1) * KP_MERKLE_HASH,
                                  parents + index * KP_MERKLE_HASH);
-        if (s_pwrite_full (file->fd, parents, count * KP_MERKLE_HASH,
-                           from * KP_MERKLE_HASH)) {
+        if (kp_pwrite_full (file->fd, parents, count * KP_MERKLE_HASH,
+                            from * KP_MERKLE_HASH, NULL)) {
             zsys_error ("kp_merkle: cannot write %s: %s", file->path, strerror (errno));
             rc = -1;
             break;
@@ -596,8 +570,8 @@ s_level_flush (kp_merkle_t *self, int level)
     if (file->pending_count == 0)
         return 0;
     assert (file->fd >= 0);
-    if (s_pwrite_full (file->fd, file->pending, file->pending_count * KP_MERKLE_HASH,
-                       file->written * KP_MERKLE_HASH)) {
+    if (kp_pwrite_full (file->fd, file->pending, file->pending_count * KP_MERKLE_HASH,
+                        file->written * KP_MERKLE_HASH, NULL)) {
         int err = errno;
         zsys_error ("kp_merkle: cannot write %s at hash %llu: %s", file->path,
                     (unsigned long long) file->written, strerror (err));

@@ -94,7 +94,7 @@ typedef struct {
     zhashx_t *auth_failures;        //  hex key hash -> last record time
     s_reply_t *replies;             //  waiting for the commit, in order
     size_t replies_size, replies_limit;
-    kp_arena_t arena;               //  commands and records unpacked in a turn
+    kp_arena_t arena;               //  what one command or delivery unpacks
     uint8_t *pack_buffer;           //  reused for packing records
     size_t pack_limit;
     bool fatal;                     //  the log failed: stop everything
@@ -1400,6 +1400,8 @@ s_router_drain (self_t *self)
                 s_handle (self, &key, (const uint8_t *) zmq_msg_data (&payload),
                           zmq_msg_size (&payload), extra_frames,
                           user_id && *user_id? user_id: NULL);
+                //  Nothing unpacked for a command outlives it
+                kp_arena_reset (&self->arena);
             }
         }
         zmq_msg_close (&payload);
@@ -1594,6 +1596,7 @@ s_dispatch (self_t *self)
            &&  kp_queue_first_ready (self->queue, session->partner, &item)
            &&  item.seq < durable) {
             int rc = s_deliver_item (self, session, &item);
+            kp_arena_reset (&self->arena);
             if (rc) {
                 if (rc == -2) {
                     if (!gone)

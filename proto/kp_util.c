@@ -424,6 +424,32 @@ s_fsync_path (const char *path)
     return rc;
 }
 
+//  --------------------------------------------------------------------------
+//  Write size bytes at offset, whatever it takes
+
+int
+kp_pwrite_full (int fd, const void *data, size_t size, uint64_t offset, size_t *done_p)
+{
+    const uint8_t *cursor = (const uint8_t *) data;
+    size_t done = 0;
+    int rc = 0;
+    while (done < size) {
+        ssize_t count = pwrite (fd, cursor + done, size - done, (off_t) (offset + done));
+        if (count < 0 && errno == EINTR)
+            continue;
+        if (count <= 0) {
+            if (count == 0)
+                errno = EIO;        //  never for regular files; do not spin
+            rc = -1;
+            break;
+        }
+        done += (size_t) count;
+    }
+    if (done_p)
+        *done_p = done;
+    return rc;
+}
+
 int
 kp_dir_open (const char *dir, bool create, const char *owner)
 {

@@ -101,6 +101,13 @@ int64_t
 int
     kp_dir_open (const char *dir, bool create, const char *owner);
 
+//  Write size bytes at offset of fd, looping over short writes and EINTR
+//  (a full disk shows up first as a short write). Returns 0, or -1 with
+//  errno set; *done_p (if not NULL) says how many bytes were written.
+int
+    kp_pwrite_full (int fd, const void *data, size_t size, uint64_t offset,
+                    size_t *done_p);
+
 //  True if text is strict UTF-8 (no overlongs, surrogates or code points
 //  past U+10FFFF).
 bool

@@ -108,6 +108,50 @@ s_file_size (const char *path)
     return (uint64_t) info.st_size;
 }
 
+//  The logical end of a segment file: the end of its last record, where
+//  the zero space written ahead (if any) starts (docs/LOG_FORMAT.md)
+static uint64_t
+s_log_end (const char *path)
+{
+    uint64_t size = s_file_size (path);
+    int fd = open (path, O_RDONLY);
+    cr_assert (fd >= 0, "open %s: %s", path, strerror (errno));
+    uint64_t offset = HEADER_SIZE;
+    while (offset + FRAME_SIZE <= size) {
+        uint8_t frame [4];
+        cr_assert_eq (pread (fd, frame, 4, (off_t) offset), 4);
+        uint32_t length = (uint32_t) frame [0] | (uint32_t) frame [1] << 8
+                        | (uint32_t) frame [2] << 16 | (uint32_t) frame [3] << 24;
+        if (length == 0 || offset + FRAME_SIZE + length > size)
+            break;
+        offset += FRAME_SIZE + length;
+    }
+    close (fd);
+    return offset < size? offset: size;
+}
+
+//  Are the bytes of the file from offset to its end all zero?
+static bool
+s_file_zero_from (const char *path, uint64_t offset)
+{
+    uint64_t size = s_file_size (path);
+    int fd = open (path, O_RDONLY);
+    cr_assert (fd >= 0);
+    bool zero = true;
+    uint8_t bytes [4096];
+    while (zero && offset < size) {
+        size_t want = sizeof bytes;
+        if (size - offset < want)
+            want = (size_t) (size - offset);
+        cr_assert_eq (pread (fd, bytes, want, (off_t) offset), (ssize_t) want);
+        for (size_t index = 0; index < want; index++)
+            zero = zero && bytes [index] == 0;
+        offset += want;
+    }
+    close (fd);
+    return zero;
+}
+
 //  Offset in segment 0 of record index when every record is standard
 static uint64_t
 s_record_offset (uint64_t index)
@@ -145,12 +189,6 @@ s_file_write_at (const char *path, uint64_t offset, const void *bytes, size_t si
     cr_assert (fd >= 0, "open %s: %s", path, strerror (errno));
     cr_assert_eq (pwrite (fd, bytes, size, (off_t) offset), (ssize_t) size);
     close (fd);
-}
-
-static void
-s_file_append (const char *path, const void *bytes, size_t size)
-{
-    s_file_write_at (path, s_file_size (path), bytes, size);
 }
 
 static void
@@ -347,7 +385,9 @@ Test (kp_log, append_sync_read_round_trip)
                    (unsigned long long) seq);
     }
     char *path = s_segment_path (dir, 0);
-    cr_assert_eq (s_file_size (path), s_record_offset (10));
+    cr_assert_eq (s_log_end (path), s_record_offset (10));
+    cr_assert_gt (s_file_size (path), s_record_offset (10), "zero space written ahead");
+    cr_assert (s_file_zero_from (path, s_record_offset (10)));
     free (path);
     kp_log_destroy (&log);
     kp_log_destroy (&log);
@@ -638,12 +678,18 @@ Test (kp_log, a_record_larger_than_a_segment_gets_its_own)
 //  --------------------------------------------------------------------------
 //  Torn tails: cut with load_truncated, refused without
 
+//  The log is written with zero space after its records (docs/LOG_FORMAT.md),
+//  so a torn write leaves its bytes at the end of the records, with zeros
+//  after them; the cases cut at the end of the file are the ones a log
+//  without zero space (a crash during the write that extends the file)
+//  shows.
 typedef enum {
-    DAMAGE_PARTIAL_HEADER,          //  a few bytes of a frame header
-    DAMAGE_PARTIAL_PAYLOAD,         //  the last record cut short
-    DAMAGE_PAYLOAD_PAST_EOF,        //  a new frame whose payload is missing
-    DAMAGE_LAST_CHECKSUM,           //  a flipped byte in the last record
-    DAMAGE_ZERO_TAIL                //  zero bytes after the last record
+    DAMAGE_PARTIAL_HEADER,          //  a few bytes of a frame header, then zeros
+    DAMAGE_PARTIAL_PAYLOAD,         //  the last record cut short by the file's end
+    DAMAGE_PAYLOAD_ZEROED,          //  the last record's end zero, then zeros
+    DAMAGE_PAYLOAD_PAST_EOF,        //  a new frame whose payload the file lacks
+    DAMAGE_PAYLOAD_MISSING,         //  a new frame, part of its payload, then zeros
+    DAMAGE_LAST_CHECKSUM            //  a flipped byte in the last record
 } s_damage_t;
 
 typedef struct {
@@ -654,9 +700,10 @@ typedef struct {
 static s_torn_case_t s_torn_cases [] = {
     { DAMAGE_PARTIAL_HEADER, 5 },
     { DAMAGE_PARTIAL_PAYLOAD, 4 },
+    { DAMAGE_PAYLOAD_ZEROED, 4 },
     { DAMAGE_PAYLOAD_PAST_EOF, 5 },
-    { DAMAGE_LAST_CHECKSUM, 4 },
-    { DAMAGE_ZERO_TAIL, 5 }
+    { DAMAGE_PAYLOAD_MISSING, 5 },
+    { DAMAGE_LAST_CHECKSUM, 4 }
 };
 
 //  Write a log of 5 records, tear its tail; returns the dir
@@ -666,27 +713,32 @@ s_torn_log_make (s_damage_t damage)
     char *dir = s_log_make (5, SEGMENT_LARGE);
     char *path = s_segment_path (dir, 0);
     uint64_t end = s_record_offset (5);
+    cr_assert_eq (s_log_end (path), end);
+    cr_assert_gt (s_file_size (path), end + 2000, "zero space after the records");
     uint8_t bytes [4096];
     memset (bytes, 0, sizeof bytes);
     switch (damage) {
         case DAMAGE_PARTIAL_HEADER:
             s_put_u32 (bytes, 40);
-            s_file_append (path, bytes, 5);
+            s_file_write_at (path, end, bytes, 5);
             break;
         case DAMAGE_PARTIAL_PAYLOAD:
             cr_assert_eq (truncate (path, (off_t) (end - 7)), 0);
             break;
+        case DAMAGE_PAYLOAD_ZEROED:
+            s_file_write_at (path, end - 7, bytes, 7);
+            break;
         case DAMAGE_PAYLOAD_PAST_EOF:
+        case DAMAGE_PAYLOAD_MISSING:
             s_put_u32 (bytes, 1000);
             s_put_u32 (bytes + 4, 0x12345678);
             memset (bytes + 8, 0x33, 100);
-            s_file_append (path, bytes, 108);
+            s_file_write_at (path, end, bytes, 108);
+            if (damage == DAMAGE_PAYLOAD_PAST_EOF)
+                cr_assert_eq (truncate (path, (off_t) (end + 108)), 0);
             break;
         case DAMAGE_LAST_CHECKSUM:
             s_file_flip (path, end - 3);
-            break;
-        case DAMAGE_ZERO_TAIL:
-            s_file_append (path, bytes, sizeof bytes);
             break;
     }
     free (path);
@@ -702,11 +754,15 @@ ParameterizedTestParameters (kp_log, torn_tail_is_cut_on_open)
 ParameterizedTest (s_torn_case_t *torn, kp_log, torn_tail_is_cut_on_open)
 {
     char *dir = s_torn_log_make (torn->damage);
+    char *path = s_segment_path (dir, 0);
+    uint64_t size = s_file_size (path);
     kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_TRUNCATED);
     cr_assert_eq (kp_log_size (log), torn->survivors);
     cr_assert_eq (kp_log_synced (log), torn->survivors);
-    char *path = s_segment_path (dir, 0);
-    cr_assert_eq (s_file_size (path), s_record_offset (torn->survivors));
+    //  Cut by zeroing the torn bytes: the file keeps its size and its zero space
+    cr_assert_eq (s_file_size (path), size);
+    cr_assert (s_file_zero_from (path, s_record_offset (torn->survivors)));
+    cr_assert_eq (kp_log_end (log), s_record_offset (torn->survivors));
     cr_assert_eq (s_replay_check (log), torn->survivors);
 
     //  Appends continue after the cut, and the log is clean again
@@ -745,6 +801,11 @@ Test (kp_log, torn_segment_creation_is_removed)
     static const size_t sizes [] = { 0, 7, 16, 600 };
     for (size_t index = 0; index < sizeof sizes / sizeof sizes [0]; index++) {
         char *dir = s_log_make (5, SEGMENT_LARGE);
+        //  A rollover cuts the full segment to its records before it
+        //  creates the next
+        char *full = s_segment_path (dir, 0);
+        cr_assert_eq (truncate (full, (off_t) s_record_offset (5)), 0);
+        free (full);
         char *path = s_segment_path (dir, 5);
         uint8_t bytes [600];
         memset (bytes, 0, sizeof bytes);
@@ -958,7 +1019,8 @@ Test (kp_log, write_error_at_sync_cuts_back_to_the_last_whole_record)
     s_append_records (log, 1, positions);
     cr_assert_eq (kp_log_sync (log), 0);
     char *path = s_segment_path (dir, 0);
-    uint64_t good_size = s_file_size (path);
+    uint64_t good_size = s_log_end (path);
+    uint64_t allocated = s_file_size (path);
 
     //  Two more records, in the write buffer: appends cannot fail yet
     s_append_records (log, 1, positions + 1);
@@ -966,7 +1028,8 @@ Test (kp_log, write_error_at_sync_cuts_back_to_the_last_whole_record)
     memset (payload, 0x77, sizeof payload);
     uint64_t seq, pos;
     cr_assert_eq (kp_log_append (log, payload, sizeof payload, &seq, &pos), 0);
-    cr_assert_eq (s_file_size (path), good_size, "nothing written before the sync");
+    cr_assert_eq (s_log_end (path), good_size, "nothing written before the sync");
+    cr_assert_eq (s_file_size (path), allocated);
     size_t size;
     const uint8_t *data = kp_log_read (log, pos, &size);
     cr_assert (data && size == sizeof payload && data [0] == 0x77, "read from memory");
@@ -1006,7 +1069,7 @@ Test (kp_log, write_error_when_the_buffer_fills_fails_the_append)
     char *dir = s_log_make (3, SEGMENT_LARGE);
     kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
     char *path = s_segment_path (dir, 0);
-    uint64_t good_size = s_file_size (path);
+    uint64_t good_size = s_log_end (path);
     //  Two records of 600 KiB do not fit one 1 MiB batch: the second append
     //  writes the first, and that write fails
     size_t big = 600 * 1024;
@@ -1577,7 +1640,7 @@ Test (kp_log, a_failed_write_leaves_the_cache_as_the_file)
     s_append_records (log, 50, positions);
     cr_assert_eq (kp_log_sync (log), 0);
     char *path = s_segment_path (dir, 0);
-    uint64_t good_size = s_file_size (path);
+    uint64_t good_size = s_log_end (path);
     //  Record 50 reaches the file, the next one does not
     s_append_records (log, 1, positions + 50);
     uint8_t payload [100];
@@ -1775,6 +1838,9 @@ Test (kp_log, replay_after_open_does_not_check_checksums_again)
 Test (kp_log, read_only_open_reads_everything_and_writes_nothing)
 {
     char *dir = s_log_make (5, SEGMENT_LARGE);
+    char *segment = s_segment_path (dir, 0);
+    cr_assert_gt (s_file_size (segment), s_record_offset (5), "zero space after records");
+    free (segment);
     kp_log_status_t status;
     kp_log_t *log = kp_log_open_readonly (dir, &status);
     cr_assert_not_null (log);
@@ -2022,7 +2088,7 @@ Test (kp_log, sync_both_fails_for_a_log_whose_write_failed_and_still_syncs_the_o
     s_append_records (a, 2, NULL);
     s_append_records (b, 2, NULL);
     char *path_b = s_segment_path (dir_b, 0);
-    uint64_t good_b = s_file_size (path_b);
+    uint64_t good_b = s_log_end (path_b);
 
     //  The limit stops b's batch (its file is the larger), not a's
     struct rlimit saved = s_file_limit (good_b + 10);
@@ -2135,4 +2201,246 @@ Test (kp_log, sync_both_of_one_log_twice_is_a_programming_error, .signal = SIGAB
     s_dir_remove (&dir);
     int rc = kp_log_sync_both (log, log);
     cr_assert_fail ("kp_log_sync_both (log, log) returned %d", rc);
+}
+
+//  --------------------------------------------------------------------------
+//  Zero space written ahead (docs/LOG_FORMAT.md, "Zero space"): appends
+//  land inside the file, so its size does not change and fdatasync has no
+//  inode to write; zeros after the last record are free space
+
+Test (kp_log, the_file_size_stays_put_while_appends_fill_the_zero_space)
+{
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_OK);
+    char *path = s_segment_path (dir, 0);
+    cr_assert_eq (s_file_size (path), HEADER_SIZE, "no zero space before a sync");
+    s_append_records (log, 1, NULL);
+    cr_assert_eq (kp_log_sync (log), 0);
+    uint64_t allocated = s_file_size (path);
+    cr_assert_geq (allocated, s_record_offset (1) + 64 * 1024);
+    cr_assert_eq (allocated % 4096, 0);
+
+    //  Appends and syncs within the zero space leave the size alone; the
+    //  writes ahead are not counted as syncs of records
+    uint64_t records = 1;
+    while (s_record_offset (records + 20) + 32 * 1024 < allocated) {
+        s_append_records (log, 20, NULL);
+        records += 20;
+        cr_assert_eq (kp_log_sync (log), 0);
+        cr_assert_eq (s_file_size (path), allocated);
+        cr_assert_eq (kp_log_end (log), s_record_offset (records));
+    }
+    cr_assert_eq (kp_log_sync_count (log), 1 + (records - 1) / 20);
+    cr_assert (s_file_zero_from (path, s_record_offset (records)));
+
+    //  Near the end, a sync writes the next, larger, chunk of zeros ahead
+    while (s_file_size (path) == allocated) {
+        s_append_records (log, 20, NULL);
+        records += 20;
+        cr_assert_eq (kp_log_sync (log), 0);
+    }
+    cr_assert_geq (s_file_size (path), s_record_offset (records) + 128 * 1024,
+                   "the chunk doubled");
+    cr_assert (s_file_zero_from (path, s_record_offset (records)));
+    cr_assert_eq (s_log_end (path), s_record_offset (records));
+    kp_log_destroy (&log);
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (log), records);
+    kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, reopen_of_a_log_with_zero_space_is_clean_and_appends_continue_at_its_end)
+{
+    char *dir = s_log_make (5, SEGMENT_LARGE);
+    char *path = s_segment_path (dir, 0);
+    uint64_t allocated = s_file_size (path);
+    cr_assert_gt (allocated, s_record_offset (5));
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 5);
+    cr_assert_eq (kp_log_end (log), s_record_offset (5));
+    cr_assert_eq (s_replay_check (log), 5);
+    uint64_t positions [8];
+    for (uint64_t seq = 0; seq < 5; seq++)
+        cr_assert_eq (kp_log_seek (log, seq, &positions [seq]), 0);
+    s_append_records (log, 3, positions + 5);
+    cr_assert_eq (positions [5], s_record_offset (5), "appends go on at the last record");
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_eq (s_file_size (path), allocated);
+    cr_assert_eq (kp_log_next_pos (log, positions [7], s_payload_size (7)),
+                  kp_log_end (log));
+    kp_log_destroy (&log);
+
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    s_replay_t replay = { 0, 0, positions, true };
+    cr_assert_eq (kp_log_replay (log, s_replay_visit, &replay), 0);
+    cr_assert (replay.all_good);
+    cr_assert_eq (replay.count, 8);
+    kp_log_set_cache (log, 0);
+    for (uint64_t seq = 0; seq < 8; seq++) {
+        size_t size;
+        const uint8_t *data = kp_log_read (log, positions [seq], &size);
+        cr_assert (data && s_payload_is (seq, data, size));
+    }
+    size_t size;
+    cr_assert_null (kp_log_read (log, kp_log_end (log), &size),
+                    "zero space is no record");
+    kp_log_destroy (&log);
+
+    //  Read-only too, and the audit's view: nothing changes on disk
+    kp_log_status_t status;
+    log = kp_log_open_readonly (dir, &status);
+    cr_assert_not_null (log);
+    cr_assert_eq (status, KP_LOG_OK);
+    cr_assert_eq (kp_log_size (log), 8);
+    cr_assert_eq (kp_log_end (log), s_record_offset (8));
+    cr_assert_eq (s_replay_check (log), 8);
+    kp_log_destroy (&log);
+    cr_assert_eq (s_file_size (path), allocated);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, zeros_after_the_last_record_are_free_space_not_a_torn_tail)
+{
+    //  Any number of zeros, after a log with or without zero space of its
+    //  own: clean, even without load_truncated, and left as they are
+    static const size_t counts [] = { 1, 7, 8, 4096, 100000 };
+    for (size_t index = 0; index < sizeof counts / sizeof counts [0]; index++) {
+        char *dir = s_log_make (5, SEGMENT_LARGE);
+        char *path = s_segment_path (dir, 0);
+        cr_assert_eq (truncate (path, (off_t) (s_record_offset (5) + counts [index])), 0);
+        kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+        cr_assert_eq (kp_log_size (log), 5);
+        cr_assert_eq (kp_log_end (log), s_record_offset (5));
+        kp_log_destroy (&log);
+        cr_assert_eq (s_file_size (path), s_record_offset (5) + counts [index]);
+        free (path);
+        s_dir_remove (&dir);
+    }
+}
+
+Test (kp_log, a_zero_length_frame_followed_by_data_is_corruption)
+{
+    //  Zeros where a frame header should be, then non-zero bytes: not free
+    //  space (free space is zeros to the end of the file), and not a torn
+    //  frame (a length of 0 is never written)
+    static const uint64_t garbage_at [] = { 8, 9, 1000, 60000 };
+    for (size_t index = 0; index < sizeof garbage_at / sizeof garbage_at [0]; index++) {
+        char *dir = s_log_make (5, SEGMENT_LARGE);
+        char *path = s_segment_path (dir, 0);
+        cr_assert_gt (s_file_size (path), s_record_offset (5) + garbage_at [index] + 2);
+        s_file_write_at (path, s_record_offset (5) + garbage_at [index], "\x55\x66", 2);
+        s_assert_corrupt (dir, 0, SEGMENT_LARGE);
+        free (path);
+        s_dir_remove (&dir);
+    }
+}
+
+Test (kp_log, a_torn_frame_with_data_after_its_end_is_corruption)
+{
+    //  A frame that fails its checksum, zeros, then a non-zero byte past the
+    //  frame's claimed end: more than a torn write leaves
+    char *dir = s_log_make (5, SEGMENT_LARGE);
+    char *path = s_segment_path (dir, 0);
+    uint64_t end = s_record_offset (5);
+    uint8_t bytes [108];
+    s_put_u32 (bytes, 100);
+    s_put_u32 (bytes + 4, 0x12345678);
+    memset (bytes + 8, 0x33, 50);
+    memset (bytes + 58, 0, 50);
+    s_file_write_at (path, end, bytes, sizeof bytes);
+    s_file_write_at (path, end + 300, "\x01", 1);
+    s_assert_corrupt (dir, 0, SEGMENT_LARGE);
+    //  Without that byte it is a torn tail: zeroed with load_truncated
+    s_file_write_at (path, end + 300, "", 1);
+    s_open (dir, SEGMENT_LARGE, false, KP_LOG_CORRUPT);
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, true, KP_LOG_TRUNCATED);
+    cr_assert_eq (kp_log_size (log), 5);
+    kp_log_destroy (&log);
+    cr_assert (s_file_zero_from (path, end));
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, a_rollover_cuts_the_full_segment_to_its_records)
+{
+    //  Sealed segments end at their last record; the last has zero space
+    size_t segment_size = 16 * 1024;
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, segment_size, true, KP_LOG_OK);
+    uint64_t records = 0;
+    while (records < 1000) {
+        s_append_records (log, 10, NULL);
+        records += 10;
+        cr_assert_eq (kp_log_sync (log), 0);
+    }
+    kp_log_destroy (&log);
+    uint64_t starts [1000];
+    size_t segments = s_segment_starts (records, segment_size, starts, 1000);
+    cr_assert_geq (segments, 3);
+    for (size_t index = 0; index < segments; index++) {
+        char *path = s_segment_path (dir, starts [index]);
+        uint64_t size = s_file_size (path);
+        cr_assert_leq (size, segment_size, "zero space stops at segment-size");
+        if (index + 1 < segments)
+            cr_assert_eq (size, s_log_end (path), "sealed segment %zu", index);
+        else {
+            cr_assert_gt (size, s_log_end (path));
+            cr_assert (s_file_zero_from (path, s_log_end (path)));
+        }
+        free (path);
+    }
+    log = s_open (dir, segment_size, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (log), records);
+    kp_log_destroy (&log);
+    s_dir_remove (&dir);
+}
+
+Test (kp_log, zero_space_the_file_size_limit_refuses_is_no_error)
+{
+    //  The write ahead fails (as on a full disk): the sync still succeeds,
+    //  the file is cut back to its records, and appends go on until they
+    //  themselves reach the limit, exactly where they would have failed
+    char *dir = kp_test_tempdir ();
+    kp_log_t *log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    char *path = s_segment_path (dir, 0);
+    uint64_t limit = 4096;
+    struct rlimit saved = s_file_limit (limit);
+    s_append_records (log, 1, NULL);
+    int rc = kp_log_sync (log);
+    uint64_t size_after = s_file_size (path);
+    uint64_t records = 1;
+    int append_rc = 0, sync_rc = 0;
+    while (append_rc == 0 && sync_rc == 0 && records < 1000) {
+        uint8_t payload [128];
+        s_payload_fill (records, payload, s_payload_size (records));
+        uint64_t seq, pos;
+        append_rc = kp_log_append (log, payload, s_payload_size (records), &seq, &pos);
+        if (append_rc == 0) {
+            records++;
+            sync_rc = kp_log_sync (log);
+        }
+    }
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &saved), 0);
+    cr_assert_eq (rc, 0, "a failed write ahead fails no sync");
+    cr_assert_eq (size_after, s_record_offset (1), "cut back to the records");
+    cr_assert_eq (sync_rc, -1, "the record that passes the limit fails");
+    uint64_t kept = records - 1;
+    cr_assert_leq (s_record_offset (kept), limit);
+    cr_assert_gt (s_record_offset (kept + 1), limit);
+    cr_assert_eq (s_file_size (path), s_record_offset (kept));
+    kp_log_destroy (&log);
+    log = s_open (dir, SEGMENT_LARGE, false, KP_LOG_OK);
+    cr_assert_eq (s_replay_check (log), kept);
+    //  With room again, the next sync writes zeros ahead
+    s_append_records (log, 1, NULL);
+    cr_assert_eq (kp_log_sync (log), 0);
+    cr_assert_gt (s_file_size (path), s_record_offset (kept + 1));
+    kp_log_destroy (&log);
+    free (path);
+    s_dir_remove (&dir);
 }
