@@ -1247,6 +1247,7 @@ typedef struct {
     uint64_t messages;              //  ACCEPTED records
     uint64_t voided;                //  VOIDED records
     uint64_t last_start;            //  seq + 1 of the last BROKER_START, or 0
+    uint64_t last_stop;             //  seq + 1 of the last BROKER_STOP, or 0
     uint64_t voiding;               //  seq + 1 of the first VOIDED since it, or 0
     bool have_problem;              //  a record is wrong
     uint64_t problem_seq;           //  which
@@ -1456,6 +1457,13 @@ s_verify_voided (s_verify_t *self, const Kp__Wire__Record *record, uint64_t seq)
         s_problem (self, seq, "VOIDED for seq %" PRIu64 ", accepted before the "
                    "BROKER_START at record %" PRIu64 ": only a message of the broker "
                    "life that just ended can lose its body", ref, self->last_start - 1);
+        return;
+    }
+    //  A clean stop synced every body: none can be lost after it
+    if (self->last_stop > self->last_start) {
+        s_problem (self, seq, "VOIDED for seq %" PRIu64 " after the clean BROKER_STOP at "
+                   "record %" PRIu64 ": its body was lost from a synced body store",
+                   ref, self->last_stop - 1);
         return;
     }
     char why [128];
@@ -1774,8 +1782,10 @@ s_verify_record (s_verify_t *self, const Kp__Wire__Record *record, uint64_t seq,
             self->voiding = 0;
             return;
 
-        case KP__WIRE__EVENT_KIND__AUTH_FAILURE:
         case KP__WIRE__EVENT_KIND__BROKER_STOP:
+            self->last_stop = seq + 1;
+            return;
+        case KP__WIRE__EVENT_KIND__AUTH_FAILURE:
             return;
         default:
             s_problem (self, seq, "unknown event %d", event);

@@ -456,6 +456,7 @@ enum {
     S_VOIDED_UNLIKE, S_VOIDED_DELIVERED, S_VOIDED_SETTLED, S_VOIDED_OUTCOME,
     S_VOIDED_TWICE, S_VOIDED_OLD_LIFE, S_DELIVERED_AFTER_VOIDED,
     S_BODY_DELETED_AFTER_VOIDED, S_ACCEPTED_BEFORE_START, S_STOP_BEFORE_START,
+    S_VOIDED_AFTER_CLEAN_STOP,
     S_ACCEPTED_AGAIN_OTHER_VOIDED, S_ACCEPTED_THRICE
 };
 
@@ -534,6 +535,8 @@ static const s_rule_case_t s_rule_cases [] = {
       "record 22: BODY_DELETED for seq 20, which was VOIDED at record 21" },
     { "accepted_between_voided_and_start", S_ACCEPTED_BEFORE_START,
       "record 22: ACCEPTED after the VOIDED at record 21, before the next BROKER_START" },
+    { "voided_after_a_clean_stop", S_VOIDED_AFTER_CLEAN_STOP,
+      "record 22: VOIDED for seq 20 after the clean BROKER_STOP at record 21" },
     { "stop_between_voided_and_start", S_STOP_BEFORE_START,
       "record 22: BROKER_STOP after the VOIDED at record 21, before the next "
       "BROKER_START" },
@@ -785,6 +788,13 @@ s_break_rule (s_book_t *book, int problem)
             uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
             s_void (book, seq, 0x14, "police-oost", "vt-twente");
             s_accept (book, 0x15, "police-oost", "vt-twente");
+            break;
+        }
+        case S_VOIDED_AFTER_CLEAN_STOP: {
+            //  A clean stop synced the body: nothing can void it after
+            uint64_t seq = s_accept (book, 0x14, "police-oost", "vt-twente");
+            s_broker_event (book, KP__WIRE__EVENT_KIND__BROKER_STOP);
+            s_void (book, seq, 0x14, "police-oost", "vt-twente");
             break;
         }
         case S_STOP_BEFORE_START: {
