@@ -2066,6 +2066,9 @@ s_self_destroy (self_t **self_p)
     if (!self)
         return;
     if (self->log && !self->fatal && *self->endpoint) {
+        //  Every body durable before BROKER_STOP can be: a clean stop never
+        //  leaves a body to void (kp-audit holds it to that)
+        s_commit (self, true);
         Kp__Wire__Record record = KP__WIRE__RECORD__INIT;
         record.event = KP__WIRE__EVENT_KIND__BROKER_STOP;
         s_record_append (self, &record, NULL);
