@@ -185,16 +185,19 @@ s_record_append (self_t *self, Kp__Wire__Record *record, uint64_t *pos_p)
     return seq;
 }
 
-//  Read and unpack the record at pos, into the turn's arena; the caller
-//  may give it back early with s_record_free
+//  Read and unpack the record at pos, into the arena; the caller may give
+//  it back early with s_record_free. A record the log wrote and cannot give
+//  back means the disk failed: the broker goes fatal, and NULL comes back.
 static Kp__Wire__Record *
 s_record_read (self_t *self, uint64_t pos)
 {
     size_t size;
     const uint8_t *data = kp_log_read (self->log, pos, &size);
-    if (!data)
-        return NULL;
-    return kp__wire__record__unpack (&self->arena.allocator, size, data);
+    Kp__Wire__Record *record = data? kp__wire__record__unpack (&self->arena.allocator,
+                                                               size, data): NULL;
+    if (!record)
+        s_fatal (self, "cannot read back a record of the log");
+    return record;
 }
 
 static void
@@ -538,10 +541,8 @@ s_accepted_find (self_t *self, const uint8_t *id, Kp__Wire__Record **record_p)
         if (message->flags & KP_MESSAGE_VOIDED)
             continue;
         Kp__Wire__Record *record = s_record_read (self, message->pos);
-        if (!record) {
-            s_fatal (self, "cannot read back a record of the log");
+        if (!record)
             return KP_ACCEPTED_NONE;
-        }
         if (record->message_id.len == KP_ID_SIZE
         &&  memcmp (record->message_id.data, id, KP_ID_SIZE) == 0) {
             *record_p = record;
@@ -562,10 +563,8 @@ s_body_delete (self_t *self, uint32_t index, Kp__Wire__ErrorCode why)
     if ((message->flags & KP_MESSAGE_BODY_DELETED) || self->fatal)
         return;
     Kp__Wire__Record *original = s_record_read (self, message->pos);
-    if (!original) {
-        s_fatal (self, "cannot read back a record of the log");
+    if (!original)
         return;
-    }
     if (kp_log_erase (self->bodies, original->body_pos)) {
         s_record_free (self, original);
         s_fatal (self, "cannot erase a body from the body store");
@@ -904,10 +903,8 @@ s_item_settle (self_t *self, const kp_item_t *item, Kp__Wire__EventKind event,
                Kp__Wire__ErrorCode outcome, const uint8_t *note, size_t note_size)
 {
     Kp__Wire__Record *original = s_record_read (self, item->pos);
-    if (!original) {
-        s_fatal (self, "cannot read back a record of the log");
+    if (!original)
         return;
-    }
     Kp__Wire__Record record;
     s_record_about (&record, event, original, item->seq);
     record.subject = original->subject;
@@ -1502,10 +1499,8 @@ static int
 s_deliver_item (self_t *self, s_session_t *session, const kp_item_t *item)
 {
     Kp__Wire__Record *record = s_record_read (self, item->pos);
-    if (!record) {
-        s_fatal (self, "cannot read back a record of the log");
+    if (!record)
         return -1;
-    }
     Kp__Wire__Command command = KP__WIRE__COMMAND__INIT;
     Kp__Wire__Deliver deliver = KP__WIRE__DELIVER__INIT;
     Kp__Wire__Status status = KP__WIRE__STATUS__INIT;
@@ -1636,10 +1631,8 @@ s_due_check (self_t *self, int64_t now)
         }
         message->flags |= KP_MESSAGE_OVERDUE;
         Kp__Wire__Record *original = s_record_read (self, message->pos);
-        if (!original) {
-            s_fatal (self, "cannot read back a record of the log");
+        if (!original)
             continue;
-        }
         Kp__Wire__Record record;
         s_record_about (&record, KP__WIRE__EVENT_KIND__OVERDUE_EVENT, original, message->seq);
         record.outcome = KP__WIRE__ERROR_CODE__EXPIRED;
@@ -1872,10 +1865,8 @@ s_void_lost (self_t *self)
         if (message->flags & KP_MESSAGE_VOIDED)
             continue;               //  at an earlier start, nothing appended since
         Kp__Wire__Record *original = s_record_read (self, message->pos);
-        if (!original) {
-            s_fatal (self, "cannot read back a record of the log");
+        if (!original)
             break;
-        }
         kp_item_t item;
         kp_queue_remove (self->queue, original->recipient, message->seq, &item);
         message->state = KP_MESSAGE_SETTLED;
