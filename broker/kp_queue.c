@@ -453,12 +453,10 @@ kp_queue_add_status (kp_queue_t *self, const char *partner, uint64_t seq, uint64
 //  --------------------------------------------------------------------------
 //  The first ready item of partner
 
-bool
-kp_queue_first_ready (kp_queue_t *self, const char *partner, kp_item_t *item)
+//  The first ready item of owner (NULL: none)
+static bool
+s_first_ready (kp_queue_t *self, s_partner_t *owner, kp_item_t *item)
 {
-    assert (self);
-    assert (item);
-    s_partner_t *owner = (s_partner_t *) zhashx_lookup (self->partners, partner);
     if (!owner || owner->ready == 0)
         return false;
     uint64_t seq;
@@ -483,6 +481,15 @@ kp_queue_first_ready (kp_queue_t *self, const char *partner, kp_item_t *item)
     return true;
 }
 
+bool
+kp_queue_first_ready (kp_queue_t *self, const char *partner, kp_item_t *item)
+{
+    assert (self);
+    assert (item);
+    return s_first_ready (self, (s_partner_t *) zhashx_lookup (self->partners, partner),
+                          item);
+}
+
 //  --------------------------------------------------------------------------
 //  Move partner's first ready item to in flight
 
@@ -490,10 +497,10 @@ void
 kp_queue_mark_sent (kp_queue_t *self, const char *partner, void *session, int64_t now_mono)
 {
     assert (self);
-    kp_item_t item;
-    bool ready = kp_queue_first_ready (self, partner, &item);
-    assert (ready);
     s_partner_t *owner = (s_partner_t *) zhashx_lookup (self->partners, partner);
+    kp_item_t item;
+    bool ready = s_first_ready (self, owner, &item);
+    assert (ready);
     if (item.kind == KP_ITEM_MESSAGE) {
         owner->messages.head++;
         s_array_settle (&owner->messages, sizeof (uint32_t));

@@ -103,7 +103,6 @@ typedef struct {
     int64_t next_tick;              //  monotonic ms of the next timer run
     int64_t next_registry_check;
     int64_t next_checkpoint;        //  monotonic ms: no checkpoint before
-    uint64_t waiting;               //  1 + the seq of the last message queued
 } self_t;
 
 static void s_fatal (self_t *self, const char *what);
@@ -276,17 +275,24 @@ s_send_command (self_t *self, s_session_t *session, Kp__Wire__Command *command)
     return s_send (self, session, &message);
 }
 
+//  Grow an array of width-byte elements by one; returns the new element
+static void *
+s_grow (void **array, size_t *size, size_t *limit, size_t width)
+{
+    if (*size == *limit) {
+        *limit = *limit? *limit * 2: 64;
+        *array = realloc (*array, *limit * width);
+        assert (*array);
+    }
+    return (uint8_t *) *array + (*size)++ * width;
+}
+
 //  Queue a reply to go out after the group commit
 static void
 s_reply_later (self_t *self, s_session_t *session, Kp__Wire__Command *command)
 {
-    if (self->replies_size == self->replies_limit) {
-        self->replies_limit = self->replies_limit? self->replies_limit * 2: 256;
-        self->replies = (s_reply_t *) realloc (self->replies,
-                                               self->replies_limit * sizeof (s_reply_t));
-        assert (self->replies);
-    }
-    s_reply_t *reply = &self->replies [self->replies_size++];
+    s_reply_t *reply = (s_reply_t *) s_grow ((void **) &self->replies, &self->replies_size,
+                                             &self->replies_limit, sizeof (s_reply_t));
     reply->session = session;
     s_pack (command, &reply->message);
 }
@@ -505,18 +511,6 @@ s_registry_reload (self_t *self)
 //  --------------------------------------------------------------------------
 //  What the broker remembers of accepted messages: kp_accepted keeps the
 //  little the loop needs; the rest is read back from the ACCEPTED record
-
-//  Grow an array of width-byte elements by one; returns the new element
-static void *
-s_grow (void **array, size_t *size, size_t *limit, size_t width)
-{
-    if (*size == *limit) {
-        *limit = *limit? *limit * 2: 64;
-        *array = realloc (*array, *limit * width);
-        assert (*array);
-    }
-    return (uint8_t *) *array + (*size)++ * width;
-}
 
 //  Watch a message's due time
 static void
@@ -878,7 +872,6 @@ s_submit (self_t *self, s_session_t *session, const kp_partner_t *sender,
             s_read_receipt (self, sender->id, sender->role, referenced, referenced_record,
                             false);
         kp_queue_add_message (self->queue, recipient->id, index, envelope->expires_at_ms);
-        self->waiting = seq + 1;
         s_receipt_reply (self, session, &envelope->id, &record, false);
         kp_debug ("kp_server: accepted seq=%llu from=%s to=%s type=%s",
                   (unsigned long long) seq, sender->id, recipient->id, type_name);
@@ -1409,8 +1402,8 @@ s_router_drain (self_t *self)
 //  --------------------------------------------------------------------------
 //  Group commit, then the replies that waited for it
 
-//  A turn syncs only if a sender waits for it: a receipt or a reply, or a
-//  message to deliver. Every other record (DELIVERED_TO, the ACKNOWLEDGED
+//  A turn syncs only if a client waits for it: a receipt or a reply (a new
+//  message always has its receipt waiting). Every other record (DELIVERED_TO, the ACKNOWLEDGED
 //  that releases a status to the sender, STATUS_ACKNOWLEDGED, REJECTED,
 //  ...) rides with the next such sync, or with the one every tick (all =
 //  true): a status may wait up to a tick (100 ms), and at low load a
@@ -1420,8 +1413,7 @@ s_commit (self_t *self, bool all)
 {
     if (self->fatal)
         return;
-    if (!all && self->replies_size == 0
-    &&  self->waiting <= kp_log_synced (self->log))
+    if (!all && self->replies_size == 0)
         return;
     //  Both at once: a crash may then keep an ACCEPTED record and lose its
     //  body, which the next start finds and voids (s_void_lost)
